@@ -1,0 +1,116 @@
+"""CMC (rank-k) and mAP under the Market-1501 protocol.
+
+For each query, gallery items with the same identity AND the same camera are excluded (they are
+the same person seen by the same camera: too easy), and queries without any valid match are
+skipped. AP is the mean of precision at each correct hit (non-interpolated), which is what
+scikit-learn's ``average_precision_score`` computes from version 0.19 on. The RGA repository
+pins scikit-learn 0.18.1, whose AP *interpolated* the precision-recall curve; figures from that
+code can therefore differ slightly from ours (and from every current ReID paper's).
+
+Worked example (the project's reference text): correct matches at ranks 1, 3, 6, 9, 10 give
+AP = (1 + 2/3 + 3/6 + 4/9 + 5/10) / 5 = 0.622; at ranks 2, 5, 7, AP = (1/2 + 2/5 + 3/7) / 3 = 0.443.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgereid.errors import InputError
+
+
+def cosine_distmat(query: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+    """1 - cosine similarity.
+
+    Args:
+        query: (q, D) embeddings (need not be normalised).
+        gallery: (g, D) embeddings.
+
+    Returns:
+        (q, g) float64 distances in [0, 2].
+    """
+    q = np.asarray(query, np.float64)
+    g = np.asarray(gallery, np.float64)
+    q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    g = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
+    return 1.0 - q @ g.T
+
+
+def average_precision(matches: np.ndarray) -> float:
+    """Non-interpolated AP of one ranked 0/1 match vector: mean of precision at each hit."""
+    matches = np.asarray(matches, dtype=bool)
+    hits = np.flatnonzero(matches)
+    if len(hits) == 0:
+        return 0.0
+    precision_at_hits = np.arange(1, len(hits) + 1) / (hits + 1)
+    return float(precision_at_hits.mean())
+
+
+def evaluate(
+    distmat: np.ndarray,
+    q_ids: np.ndarray,
+    g_ids: np.ndarray,
+    q_cams: np.ndarray,
+    g_cams: np.ndarray,
+    max_rank: int = 50,
+) -> dict[str, Any]:
+    """Market-1501 protocol rank-k and mAP.
+
+    Args:
+        distmat: (q, g) distances, smaller = more similar.
+        q_ids, g_ids: (q,), (g,) identity labels.
+        q_cams, g_cams: (q,), (g,) camera labels.
+        max_rank: length of the returned CMC curve (clipped to the gallery size).
+
+    Returns:
+        ``{"mAP", "cmc" ((max_rank,) float array), "rank1", "rank5", "rank10",
+        "num_valid_queries", "ap" ((num_valid,) per-query AP)}``; fractions in [0, 1].
+
+    Raises:
+        InputError: shapes disagree, or no query has a valid match in the gallery.
+    """
+    distmat = np.asarray(distmat, np.float64)
+    q_ids, g_ids = np.asarray(q_ids).reshape(-1), np.asarray(g_ids).reshape(-1)
+    q_cams, g_cams = np.asarray(q_cams).reshape(-1), np.asarray(g_cams).reshape(-1)
+    if distmat.ndim != 2 or distmat.shape != (len(q_ids), len(g_ids)):
+        raise InputError(
+            f"distmat must be (num_query, num_gallery) = ({len(q_ids)}, {len(g_ids)}), received {distmat.shape}."
+        )
+    if len(q_cams) != len(q_ids) or len(g_cams) != len(g_ids):
+        raise InputError("camera labels must have one entry per query / gallery item.")
+    max_rank = max(1, min(max_rank, len(g_ids)))
+    # Stable sort: ties keep gallery order, so results are reproducible.
+    order = np.argsort(distmat, axis=1, kind="stable")
+    cmc_sum = np.zeros(max_rank, np.float64)
+    aps: list[float] = []
+    for i in range(len(q_ids)):
+        ranked = order[i]
+        keep = ~((g_ids[ranked] == q_ids[i]) & (g_cams[ranked] == q_cams[i]))
+        matches = g_ids[ranked][keep] == q_ids[i]
+        if not matches.any():
+            continue  # no valid match for this query: skipped, as in the protocol
+        first_hit = int(np.argmax(matches))
+        if first_hit < max_rank:
+            cmc_sum[first_hit:] += 1
+        aps.append(average_precision(matches))
+    if not aps:
+        raise InputError(
+            "no query has a valid match in the gallery (same id seen by another camera); "
+            "check the query/gallery split and the camera labels."
+        )
+    n = len(aps)
+    cmc = cmc_sum / n
+
+    def rank(k: int) -> float:
+        return float(cmc[min(k, max_rank) - 1])
+
+    return {
+        "mAP": float(np.mean(aps)),
+        "cmc": cmc,
+        "rank1": rank(1),
+        "rank5": rank(5),
+        "rank10": rank(10),
+        "num_valid_queries": n,
+        "ap": np.asarray(aps),
+    }

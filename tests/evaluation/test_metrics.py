@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgereid.errors import InputError
+from edgereid.evaluation import average_precision, cosine_distmat, evaluate
+
+
+def _ranked(hit_ranks: list[int], length: int = 12) -> np.ndarray:
+    v = np.zeros(length, bool)
+    v[np.asarray(hit_ranks) - 1] = True
+    return v
+
+
+def test_worked_example_average_precisions():
+    ap1 = average_precision(_ranked([1, 3, 6, 9, 10]))
+    ap2 = average_precision(_ranked([2, 5, 7]))
+    assert ap1 == pytest.approx((1 + 2 / 3 + 3 / 6 + 4 / 9 + 5 / 10) / 5)
+    assert round(ap1, 3) == 0.622
+    assert round(ap2, 3) == 0.443
+    assert round((ap1 + ap2) / 2, 2) == 0.53
+
+
+def _worked_example_distmat():
+    """Two queries (ids 1 and 2, camera 1) over a 12-item gallery of camera 2 whose ranking puts
+    the correct matches at ranks 1,3,6,9,10 and 2,5,7 respectively."""
+    g = 12
+    g_ids = np.full(g, 99)
+    q1_hits, q2_hits = [1, 3, 6, 9, 10], [2, 5, 7]
+    # distance = rank position, so gallery index r-1 sits at rank r for both queries
+    distmat = np.tile(np.arange(g, dtype=float), (2, 1))
+    g_ids[np.asarray(q1_hits) - 1] = 1
+    g_ids[np.asarray(q2_hits) - 1] = 2
+    return distmat, np.array([1, 2]), g_ids, np.array([1, 1]), np.full(g, 2)
+
+
+def test_worked_example_through_evaluate():
+    res = evaluate(*_worked_example_distmat())
+    assert round(res["mAP"], 2) == 0.53
+    assert res["rank1"] == pytest.approx(0.5)  # query 1 hits at rank 1, query 2 at rank 2
+    assert res["cmc"][1] == pytest.approx(1.0)
+    assert res["num_valid_queries"] == 2
+
+
+def test_same_camera_same_id_is_excluded():
+    distmat, q_ids, g_ids, q_cams, g_cams = _worked_example_distmat()
+    g_cams = g_cams.copy()
+    g_cams[0] = 1  # query 1's rank-1 match now comes from its own camera: junk
+    res = evaluate(distmat, q_ids, g_ids, q_cams, g_cams)
+    # query 1's remaining hits are at original ranks 3,6,9,10 -> ranks 2,5,8,9 after removal
+    ap1 = (1 / 2 + 2 / 5 + 3 / 8 + 4 / 9) / 4
+    # query 2 is untouched: item 0 has another id, and exclusion needs same id AND same camera
+    ap2 = (1 / 2 + 2 / 5 + 3 / 7) / 3
+    assert res["mAP"] == pytest.approx((ap1 + ap2) / 2)
+    assert res["rank1"] == 0.0
+
+
+def test_queries_without_valid_match_are_skipped():
+    distmat, q_ids, g_ids, q_cams, g_cams = _worked_example_distmat()
+    distmat = np.vstack([distmat, np.zeros(12)])
+    res = evaluate(distmat, np.append(q_ids, 7), g_ids, np.append(q_cams, 1), g_cams)
+    assert res["num_valid_queries"] == 2
+    assert round(res["mAP"], 2) == 0.53
+
+
+def test_no_valid_query_is_an_error():
+    with pytest.raises(InputError, match="no query has a valid match"):
+        evaluate(np.zeros((1, 2)), [1], [1, 2], [1], [1, 1])
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(InputError, match="distmat must be"):
+        evaluate(np.zeros((2, 2)), [1], [1, 2], [1], [2, 2])
+
+
+def test_cosine_distmat_values():
+    q = np.array([[1.0, 0.0], [0.0, 2.0]])
+    g = np.array([[3.0, 0.0], [1.0, 1.0]])
+    d = cosine_distmat(q, g)
+    np.testing.assert_allclose(d, [[0.0, 1 - 1 / np.sqrt(2)], [1.0, 1 - 1 / np.sqrt(2)]], atol=1e-12)
