@@ -1,0 +1,111 @@
+"""``reid-bench follow``: per-stage latency (capture, detect, track, embed, lock, total) and FPS of the
+whole follow loop on a video, through the runtime's own ``run_follow`` (the code reid-follow runs).
+
+Every message the loop sends carries ``latency_ms`` per stage; we keep them all (a bounded run)
+and summarise each stage with the same percentile arithmetic as reid-bench, after dropping the
+first ``warmup_frames`` (model load, first-call allocations).
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, Dict, List
+
+from edgereid.benchmarks.conditions import collect_conditions
+from edgereid.benchmarks.resources import peak_rss_mb
+from edgereid.benchmarks.stats import latency_summary
+from edgereid.benchmarks.tegrastats import TegrastatsSampler
+from edgereid.errors import BackendError, InputError
+
+STAGES = ("capture", "detect", "track", "embed", "lock", "total")
+
+
+class _Collector:
+    """A follow-loop output that keeps the messages for the report."""
+
+    def __init__(self) -> None:
+        self.messages: List[Dict[str, Any]] = []
+
+    def send(self, message: Dict[str, Any]) -> None:
+        self.messages.append(message)
+
+
+def stage_summary(messages: List[Dict[str, Any]], warmup_frames: int = 5) -> Dict[str, Dict[str, float]]:
+    """stage -> latency_summary of its per-frame ms, over frame messages after the warm-up."""
+    frames = [m for m in messages if m.get("frame") is not None][warmup_frames:]
+    out = {}
+    for stage in STAGES:
+        values = [m["latency_ms"][stage] / 1000.0 for m in frames if stage in m.get("latency_ms", {})]
+        if values:
+            out[stage] = latency_summary(values)
+    return out
+
+
+def bench_follow(source: str, bundle: str, detector: str | None, backend: str = "auto", max_frames: int | None = 300,
+                 warmup_frames: int = 5, threads: int | None = None, det_conf: float = 0.4,
+                 det_size: int | None = None, config: str | None = None, enroll: str | None = None,
+                 tegrastats: bool = True) -> Dict[str, Any]:
+    """Run the follow loop (``edgereid.runtime.loop.run_follow``) over ``source`` as fast as it goes.
+
+    Args:
+        source: video file, image folder or camera URI (as ``reid-follow --source``).
+        bundle: bundle directory.
+        detector: person detector model (None = OpenCV HOG).
+        backend: embedder backend.
+        max_frames: frames to process; warmup_frames of them are left out of the statistics.
+        threads: onnxruntime intra-op threads of the embedder.
+        det_conf, det_size, config, enroll: as ``reid-follow``.
+        tegrastats: sample tegrastats during the run (Jetson).
+    """
+    try:
+        from edgereid.runtime.loop import run_follow
+    except ImportError as exc:
+        raise BackendError(f"the follow loop (edgereid.runtime.loop.run_follow) is not available: {exc}") from exc
+    from edgereid.benchmarks.harness import backend_options
+    from edgereid.runtime.embedder import load_embedder
+
+    if max_frames is not None and max_frames <= warmup_frames:
+        raise InputError(f"--frames ({max_frames}) must exceed --warmup-frames ({warmup_frames}).")
+    embedder = load_embedder(bundle, backend, **backend_options(backend, threads))
+    collector = _Collector()
+    sampler = TegrastatsSampler() if tegrastats else None
+    try:
+        if sampler is not None:
+            sampler.start()
+        summary = run_follow(source, embedder, detector, output=collector, config=config, det_conf=det_conf,
+                             det_size=det_size, enroll=enroll, max_frames=max_frames, realtime=False)
+    finally:
+        if sampler is not None:
+            sampler.stop()
+    stages = stage_summary(collector.messages, warmup_frames)
+    if not stages:
+        raise InputError(f"the source {source!r} gave no frames after the {warmup_frames}-frame warm-up.")
+    total = stages.get("total")
+    return {
+        "schema": "edgereid.reid_bench/1",
+        "mode": "follow",
+        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "settings": {"source": source, "bundle": bundle, "backend": backend, "detector": detector,
+                     "max_frames": max_frames, "warmup_frames": warmup_frames, "threads": threads,
+                     "det_conf": det_conf, "det_size": det_size, "config": config, "enroll": enroll},
+        "stages_ms": stages,
+        "fps_end_to_end": summary.fps,
+        "fps_from_total_mean": 1000.0 / total["mean_ms"] if total and total["mean_ms"] > 0 else None,
+        "frames": summary.frames,
+        "states": summary.state_frames,
+        "errors": summary.errors,
+        "memory": {"peak_rss_mb": peak_rss_mb()},
+        "tegrastats": sampler.report() if sampler is not None else None,
+        "conditions": collect_conditions(),
+    }
+
+
+def follow_markdown(report: Dict[str, Any]) -> str:
+    lines = ["| stage | p50 ms | p90 ms | p99 ms | mean ms | max ms | frames |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for stage, s in report["stages_ms"].items():
+        lines.append(f"| {stage} | {s['p50_ms']:.2f} | {s['p90_ms']:.2f} | {s['p99_ms']:.2f} | {s['mean_ms']:.2f} | "
+                     f"{s['max_ms']:.2f} | {s['n']} |")
+    lines.append("")
+    lines.append(f"End-to-end {report['fps_end_to_end']:.2f} FPS over {report['frames']} frames; states "
+                 f"{report['states']}.")
+    return "\n".join(lines) + "\n"

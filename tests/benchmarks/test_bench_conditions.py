@@ -1,0 +1,54 @@
+"""Conditions recorder: the Jetson text formats and the host record."""
+
+from __future__ import annotations
+
+from edgereid.benchmarks.conditions import collect_conditions, parse_nv_tegra_release, parse_nvpmodel
+from edgereid.benchmarks.limits import count_onnx_macs
+
+
+def test_nv_tegra_release_jetpack5():
+    text = ("# R35 (release), REVISION: 3.1, GCID: 32827747, BOARD: t186ref, EABI: aarch64, "
+            "DATE: Sun Mar 19 15:19:21 UTC 2023")
+    assert parse_nv_tegra_release(text) == {"l4t": "35.3.1", "jetpack": "5.1.1", "gcid": "32827747",
+                                            "board": "t186ref"}
+
+
+def test_nv_tegra_release_two_part_revision():
+    text = "# R35 (release), REVISION: 1, GCID: 1, BOARD: t186ref, EABI: aarch64, DATE: x"
+    assert parse_nv_tegra_release(text)["l4t"] == "35.1.0"
+    assert parse_nv_tegra_release("something else") is None
+
+
+def test_nvpmodel_query():
+    text = "NVPM WARN: fan mode is not set!\nNV Power Mode: MODE_30W_ALL\n3\n"
+    assert parse_nvpmodel(text) == {"name": "MODE_30W_ALL", "id": 3}
+    assert parse_nvpmodel("NV Power Mode: MAXN\n0\n") == {"name": "MAXN", "id": 0}
+    assert parse_nvpmodel("garbage") is None
+
+
+def test_host_conditions_have_the_basics():
+    c = collect_conditions()
+    assert c["logical_cpus"] >= 1 and c["python"].count(".") == 2
+    assert "numpy" in c["libraries"]
+    assert c["jetson"] is None  # this host is not a Jetson
+
+
+def test_count_macs_of_a_tiny_conv_and_gemm(tmp_path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    # Conv 3->8, 3x3, pad 1 on 1x3x16x8: 8*16*8 outputs x 3*3*3 = 27648 MACs; Gemm 8*16*8=1024 -> 10: 10240
+    w = numpy_helper.from_array(np.zeros((8, 3, 3, 3), np.float32), "w")
+    g = numpy_helper.from_array(np.zeros((10, 1024), np.float32), "g")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Flatten", ["c"], ["f"]),
+        helper.make_node("Gemm", ["f", "g"], ["y"], transB=1),
+    ]
+    graph = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 16, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])], [w, g])
+    path = tmp_path / "t.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    assert count_onnx_macs(path) == 27648 + 10240
+    assert count_onnx_macs(path, batch=2) == 2 * (27648 + 10240)
