@@ -1,0 +1,197 @@
+"""Person detector on the X3's BPU: a YOLO ``.bin`` from Horizon's / D-Robotics' model zoo.
+
+The zoo's X3 (bernoulli2) YOLO models take NV12 and return per-level NHWC tensors:
+- YOLOv5 (``yolov5s_..._bernoulli2_nv12.bin``): 3 outputs (1, H/s, W/s, 3*(5+nc)) for strides
+  8/16/32, raw logits (sigmoid on the host), anchors per level;
+- YOLOv8-style (DFL head, dequantize nodes removed): 6 outputs, per stride a class map
+  (1, H/s, W/s, nc) and a box map (1, H/s, W/s, 4*16) that is int32/int8 with per-channel
+  ``scale_data`` - the host multiplies by the scale (as rdk_model_zoo's samples do).
+The decoders below are pure functions of those arrays (tested on constructed outputs); only
+:class:`BpuYoloDetector` touches hobot_dnn. Nothing here has run on an X3 yet.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from edgereid.detections import Detections
+from edgereid.errors import BackendError
+from edgereid.lazy import require
+from edgereid.runtime.detector import Detector, to_detections
+from edgereid.runtime.yolo_decode import boxes_to_frame, letterbox, nms
+from edgereid.x3.nv12 import bgr_to_nv12
+
+STRIDES = (8, 16, 32)
+YOLOV5_ANCHORS = ((10, 13, 16, 30, 33, 23), (30, 61, 62, 45, 59, 119), (116, 90, 156, 198, 373, 326))
+DFL_BINS = 16
+PERSON = 0
+
+
+def dequantize(raw: np.ndarray, scale: Optional[np.ndarray]) -> np.ndarray:
+    """Float values of a BPU output: int8/int32 * per-channel (last axis) or per-tensor scale."""
+    x = np.asarray(raw)
+    if scale is None or (np.issubdtype(x.dtype, np.floating) and np.size(scale) == 0):
+        return x.astype(np.float32)
+    s = np.asarray(scale, np.float32).reshape(-1)
+    return x.astype(np.float32) * (s if s.size > 1 else s[0])
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _grid(h: int, w: int) -> np.ndarray:
+    """(h*w, 2) cell indices (x, y), row-major like an NHWC map."""
+    ys, xs = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+    return np.stack([xs.reshape(-1), ys.reshape(-1)], 1)
+
+
+def decode_yolov5(
+    outputs: Sequence[np.ndarray],
+    conf: float,
+    scales: Optional[Sequence[Optional[np.ndarray]]] = None,
+    anchors: Sequence[Sequence[float]] = YOLOV5_ANCHORS,
+    strides: Sequence[int] = STRIDES,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Person boxes from YOLOv5 heads.
+
+    Args:
+        outputs: per level (1, h, w, 3 * (5 + nc)) logits, NHWC.
+        conf: keep boxes whose sigmoid(obj) * sigmoid(person) >= conf.
+        scales: per level dequantize scale or None (float outputs).
+
+    Returns:
+        (n, 4) xyxy in network-input pixels, (n,) scores (before NMS).
+    """
+    boxes, scores = [], []
+    for level, raw in enumerate(outputs):
+        x = dequantize(raw, None if scales is None else scales[level])
+        _, h, w, ch = x.shape
+        na = 3
+        pred = x.reshape(h * w, na, ch // na)
+        score = _sigmoid(pred[..., 4]) * _sigmoid(pred[..., 5 + PERSON])
+        cell, anchor = np.nonzero(score >= conf)
+        if len(cell) == 0:
+            continue
+        p = _sigmoid(pred[cell, anchor, :4])
+        grid = _grid(h, w)[cell]
+        anc = np.asarray(anchors[level], np.float32).reshape(na, 2)[anchor]
+        xy = (p[:, :2] * 2.0 - 0.5 + grid) * strides[level]
+        wh = (p[:, 2:4] * 2.0) ** 2 * anc
+        boxes.append(np.concatenate([xy - wh / 2, xy + wh / 2], 1))
+        scores.append(score[cell, anchor])
+    return _stack(boxes, scores)
+
+
+def decode_yolov8(
+    class_maps: Sequence[np.ndarray],
+    box_maps: Sequence[np.ndarray],
+    box_scales: Sequence[Optional[np.ndarray]],
+    conf: float,
+    strides: Sequence[int] = STRIDES,
+    bins: int = DFL_BINS,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Person boxes from a DFL head (YOLOv8/11 style, as the zoo's BPU samples decode it).
+
+    Args:
+        class_maps: per level (1, h, w, nc) class logits (float).
+        box_maps: per level (1, h, w, 4 * bins) distance distributions, quantized.
+        box_scales: per level (4 * bins,) dequantize scales (or None for float maps).
+        conf: keep cells whose sigmoid(person logit) >= conf.
+
+    Returns:
+        (n, 4) xyxy in network-input pixels, (n,) scores (before NMS).
+    """
+    boxes, scores = [], []
+    raw_threshold = -np.log(1.0 / conf - 1.0)  # compare logits, then sigmoid only the kept ones
+    for level, (cls_map, box_map) in enumerate(zip(class_maps, box_maps)):
+        _, h, w, nc = cls_map.shape
+        logits = np.asarray(cls_map, np.float32).reshape(h * w, nc)[:, PERSON]
+        keep = np.flatnonzero(logits >= raw_threshold)
+        if len(keep) == 0:
+            continue
+        dist = dequantize(np.asarray(box_map).reshape(h * w, 4 * bins)[keep], box_scales[level])
+        dist = dist.reshape(-1, 4, bins)
+        prob = np.exp(dist - dist.max(axis=2, keepdims=True))
+        prob /= prob.sum(axis=2, keepdims=True)
+        ltrb = (prob * np.arange(bins, dtype=np.float32)).sum(axis=2)
+        centre = _grid(h, w)[keep] + 0.5
+        xyxy = np.concatenate([centre - ltrb[:, :2], centre + ltrb[:, 2:]], 1) * strides[level]
+        boxes.append(xyxy)
+        scores.append(_sigmoid(logits[keep]))
+    return _stack(boxes, scores)
+
+
+def _stack(boxes: List[np.ndarray], scores: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+    if not boxes:
+        return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32)
+    return np.concatenate(boxes).astype(np.float32), np.concatenate(scores).astype(np.float32)
+
+
+def decode_bpu_outputs(
+    outputs: Sequence[np.ndarray],
+    scales: Sequence[Optional[np.ndarray]],
+    conf: float,
+    iou: float,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Pick the decoder from the output count (3 = YOLOv5, 6 = DFL head), then NMS.
+
+    Returns:
+        (k, 4) xyxy in network-input pixels and (k,) scores, best first.
+    """
+    if len(outputs) == 3:
+        xyxy, score = decode_yolov5(outputs, conf, scales)
+    elif len(outputs) == 6:
+        # zoo order: (cls, box) per stride 8, 16, 32
+        xyxy, score = decode_yolov8(outputs[0::2], outputs[1::2], list(scales[1::2]), conf)
+    else:
+        shapes = [tuple(np.shape(o)) for o in outputs]
+        raise BackendError(
+            f"unrecognised BPU YOLO outputs {shapes}: expected 3 YOLOv5 heads or 6 DFL (cls, box) maps "
+            "(D-Robotics rdk_model_zoo X3 models)."
+        )
+    keep = nms(xyxy, score, iou)
+    return xyxy[keep], score[keep]
+
+
+class BpuYoloDetector(Detector):
+    """``detect(frame_bgr) -> Detections`` of people with a YOLO ``.bin`` on the X3 BPU (hobot_dnn).
+
+    Args:
+        model_path: the compiled ``.bin`` (NV12 input, e.g. the zoo's yolov5s bernoulli2 model).
+        conf: score threshold; 0.4 trades a few missed far-away people for fewer ghost boxes.
+        iou: NMS overlap threshold.
+    """
+
+    name = "bpu-yolo"
+
+    def __init__(self, model_path: str, conf: float = 0.4, iou: float = 0.5) -> None:
+        self.model_path = str(model_path)
+        self.conf = float(conf)
+        self.iou = float(iou)
+        self.model = None
+        self.input_hw: Tuple[int, int] = (0, 0)
+        self.scales: List[Optional[np.ndarray]] = []
+
+    def _activate(self) -> None:  # pragma: no cover - device only
+        dnn = require("hobot_dnn.pyeasy_dnn", "the X3 BPU person detector")
+        self.model = dnn.load(self.model_path)[0]
+        shape = list(self.model.inputs[0].properties.shape)
+        self.input_hw = (int(shape[2]), int(shape[3])) if shape[1] in (1, 3) else (int(shape[1]), int(shape[2]))
+        self.scales = []
+        for out in self.model.outputs:
+            scale = getattr(out.properties, "scale_data", None)
+            self.scales.append(None if scale is None or np.size(scale) == 0 else np.asarray(scale, np.float32))
+
+    def detect_impl(self, frame_bgr: np.ndarray) -> Detections:  # pragma: no cover - device only
+        if self.model is None:
+            self._activate()
+        image, box = letterbox(frame_bgr, self.input_hw, center=True, pad_value=127)
+        outputs = [np.asarray(t.buffer) for t in self.model.forward(bgr_to_nv12(image))]
+        xyxy, scores = decode_bpu_outputs(outputs, self.scales, self.conf, self.iou)
+        return to_detections(boxes_to_frame(xyxy, box), scores)
+
+    def close(self) -> None:
+        self.model = None
