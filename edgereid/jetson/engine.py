@@ -1,0 +1,71 @@
+"""Build a TensorRT engine from a bundle through the TensorRT 8.5 Python API (on the Jetson).
+
+Thin on purpose: every decision (flags, profile shapes, cache, DLA core) comes from an
+:class:`edgereid.jetson.plan.EnginePlan`, which is tested on the host and also writes the
+trtexec lines of build_engine.sh. Not verified on a Jetson yet.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Dict
+
+from edgereid.bundle import Bundle, atomic_write_bytes, write_manifest
+from edgereid.errors import BackendError
+from edgereid.jetson.plan import TIMING_CACHE, EnginePlan, plans_for_bundle
+from edgereid.lazy import require
+
+LOG = logging.getLogger(__name__)
+
+
+def build_engine(plan: EnginePlan, root: str | Path, verbose: bool = False) -> Path:
+    """Build ``plan`` inside bundle directory ``root``; writes ``plan.engine`` and the timing cache."""
+    trt = require("tensorrt", "building TensorRT engines")
+    root = Path(root)
+    logger = trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH))
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse((root / plan.onnx).read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise BackendError(f"TensorRT cannot parse {plan.onnx}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, plan.workspace_mib << 20)
+    for flag in plan.builder_flags:
+        config.set_flag(getattr(trt.BuilderFlag, flag))
+    profile = builder.create_optimization_profile()
+    profile.set_shape(plan.input_name, *plan.profile_shapes)
+    config.add_optimization_profile(profile)
+    if plan.calib_cache:
+        from edgereid.jetson.calibrator import make_cache_calibrator
+
+        config.int8_calibrator = make_cache_calibrator(root / plan.calib_cache, plan.profile.opt)
+        if plan.needs_calibration_profile:
+            config.set_calibration_profile(profile)
+    if plan.dla_core is not None:
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = plan.dla_core
+    timing_path = root / TIMING_CACHE
+    timing = config.create_timing_cache(timing_path.read_bytes() if timing_path.exists() else b"")
+    config.set_timing_cache(timing, ignore_mismatch=False)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise BackendError(f"TensorRT failed to build mode {plan.mode}; rerun with verbose=True for the log.")
+    atomic_write_bytes(root / plan.engine, bytes(serialized))
+    atomic_write_bytes(timing_path, bytes(config.get_timing_cache().serialize()))
+    return root / plan.engine
+
+
+def build_bundle_engine(bundle: Bundle | str, mode: str | None = None, verbose: bool = False) -> Path:
+    """Build one mode (default: the manifest's ``trt.default_mode``) and record it as role ``engine``."""
+    if not isinstance(bundle, Bundle):
+        bundle = Bundle.load(bundle)
+    trt_info: Dict[str, Any] = bundle.manifest.extra.get("trt", {})
+    mode = mode or trt_info.get("default_mode", "fp16")
+    (plan,) = plans_for_bundle(bundle.manifest, [mode])
+    path = build_engine(plan, bundle.root, verbose)
+    bundle.manifest.files["engine"] = plan.engine
+    bundle.manifest.extra.setdefault("trt", {})["built_mode"] = mode
+    write_manifest(bundle.root, bundle.manifest)
+    return path
