@@ -176,8 +176,7 @@ def benchmark(specs: Sequence[str], batch_sizes: str | Sequence[int] = (1,), war
 
 
 def _load_crops(data: str, limit: int = 64) -> List[Any]:
-    from edgereid.evaluation.naming import list_images
-    from edgereid.evaluation.reid_eval import read_image
+    from edgereid.evaluation.naming import list_images, read_image
 
     paths = list_images(data)[:limit]
     if not paths:

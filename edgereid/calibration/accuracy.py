@@ -11,42 +11,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from edgereid.evaluation.metrics import labelled_retrieval, rowwise_cosine
 from edgereid.runtime.embedder import EmbedderRunner
-
-
-def per_crop_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N,) cosine similarity of matching rows of (N, D) arrays."""
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    den = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30)
-    return (a * b).sum(1) / den
-
-
-def query_gallery_split(labels: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray] | None:
-    """Boolean masks (query, gallery): query = lowest camera id, gallery = all other cameras.
-
-    None when fewer than two cameras are present (no cross-camera retrieval to score).
-    """
-    cams = np.asarray([lab[1] for lab in labels])
-    if len(np.unique(cams)) < 2:
-        return None
-    query = cams == cams.min()
-    return query, ~query
-
-
-def retrieval_metrics(embeddings: np.ndarray, labels: Sequence[tuple[int, int]]) -> dict[str, float] | None:
-    """rank-1 / rank-5 / mAP of embeddings under :func:`query_gallery_split`, or None."""
-    from edgereid.evaluation.metrics import cosine_distmat, evaluate
-
-    split = query_gallery_split(labels)
-    if split is None:
-        return None
-    q, g = split
-    ids = np.asarray([lab[0] for lab in labels])
-    cams = np.asarray([lab[1] for lab in labels])
-    res = evaluate(cosine_distmat(embeddings[q], embeddings[g]), ids[q], ids[g], cams[q], cams[g])
-    return {"rank1": res["rank1"], "rank5": res["rank5"], "mAP": res["mAP"],
-            "queries": int(res["num_valid_queries"]), "gallery": int(g.sum())}
 
 
 def accuracy_report(
@@ -65,7 +31,7 @@ def accuracy_report(
     """
     a = _embed_all(fp32, crops_bgr, batch)
     b = _embed_all(int8, crops_bgr, batch)
-    cos = per_crop_cosine(a, b)
+    cos = rowwise_cosine(a, b)
     report: dict[str, Any] = {
         "crops": len(crops_bgr),
         "cosine": {
@@ -79,7 +45,7 @@ def accuracy_report(
         "note": note,
     }
     if labels is not None and len(labels) == len(crops_bgr) and len(crops_bgr):
-        m32, m8 = retrieval_metrics(a, labels), retrieval_metrics(b, labels)
+        m32, m8 = labelled_retrieval(a, labels), labelled_retrieval(b, labels)
         report["fp32"], report["int8"] = m32, m8
         if m32 and m8:
             report["delta_rank1_points"] = 100.0 * (m8["rank1"] - m32["rank1"])

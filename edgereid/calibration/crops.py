@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgereid.errors import InputError
-from edgereid.evaluation.naming import IMAGE_SUFFIXES, identity_of, list_images
+from edgereid.evaluation.naming import IMAGE_SUFFIXES, identity_of, list_images, read_image
 
 LOG = logging.getLogger(__name__)
 
@@ -76,19 +76,6 @@ def split_random(n: int, holdout: float, seed: int) -> tuple[list[int], list[int
     return [i for i in range(n) if i not in hold], sorted(hold)
 
 
-def read_image(path: Path) -> np.ndarray:
-    """BGR uint8 image or a clear InputError (cv2.imread returns None silently)."""
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None or img.size == 0:
-        raise InputError(
-            f"calibration image {str(path)!r} cannot be read (corrupt or not an image). "
-            "Remove it or fix the file."
-        )
-    return img
-
-
 def load_crop_dir(
     root: str | Path,
     calib_size: int,
@@ -117,8 +104,8 @@ def load_crop_dir(
         )
     calib_pick = [calib_idx[i] for i in sample_indices(len(calib_idx), calib_size, seed)]
     hold_pick = [hold_idx[i] for i in sample_indices(len(hold_idx), max_holdout, seed + 2)]
-    calib = [read_image(paths[i]) for i in _progress(calib_pick, "reading calibration crops")]
-    hold = [read_image(paths[i]) for i in hold_pick]
+    calib = [read_image(paths[i], "calibration image") for i in _progress(calib_pick, "reading calibration crops")]
+    hold = [read_image(paths[i], "calibration image") for i in hold_pick]
     return CropSet(
         calib=calib,
         holdout=hold,
@@ -246,7 +233,7 @@ def _iter_frames(path: Path, step: int):
 
     if path.is_dir():  # a frame folder may be a few photos: use every one
         for p in list_images(path):
-            yield read_image(p)
+            yield read_image(p, "calibration image")
         return
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():

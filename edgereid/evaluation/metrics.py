@@ -13,7 +13,7 @@ AP = (1 + 2/3 + 3/6 + 4/9 + 5/10) / 5 = 0.622; at ranks 2, 5, 7, AP = (1/2 + 2/5
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -114,3 +114,37 @@ def evaluate(
         "num_valid_queries": n,
         "ap": np.asarray(aps),
     }
+
+
+def rowwise_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N,) cosine similarity of matching rows of two (N, D) arrays (e.g. FP32 vs INT8 per crop)."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    den = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30)
+    return (a * b).sum(1) / den
+
+
+def labelled_retrieval(embeddings: np.ndarray, labels: Sequence[tuple[int, int]]) -> dict[str, Any] | None:
+    """Rank-k / mAP of labelled crops with the lowest camera as query and every other camera as gallery.
+
+    Used for accuracy reports on calibration hold-out crops (export, X3 simulation).
+
+    Args:
+        embeddings: (N, D) one row per crop.
+        labels: N (pid, cam) pairs.
+
+    Returns:
+        ``{"rank1", "rank5", "mAP", "queries", "gallery"}`` (queries = queries with a valid match),
+        or None when fewer than two cameras are present or no query has a valid match.
+    """
+    ids = np.asarray([lab[0] for lab in labels])
+    cams = np.asarray([lab[1] for lab in labels])
+    if len(np.unique(cams)) < 2:
+        return None
+    q = cams == cams.min()
+    try:
+        res = evaluate(cosine_distmat(embeddings[q], embeddings[~q]), ids[q], ids[~q], cams[q], cams[~q])
+    except InputError:
+        return None
+    return {"rank1": res["rank1"], "rank5": res["rank5"], "mAP": res["mAP"],
+            "queries": int(res["num_valid_queries"]), "gallery": int((~q).sum())}

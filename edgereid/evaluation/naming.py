@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from edgereid.errors import InputError
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 _MARKET = re.compile(r"^(-?\d+)_c(\d+)")
@@ -41,3 +43,20 @@ def list_images(root: str | Path) -> list[Path]:
     """All images under ``root``, recursively, sorted (deterministic order)."""
     root = Path(root)
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def read_image(path: str | Path, what: str = "image"):
+    """One BGR uint8 image, or an InputError naming the file (cv2.imread returns None silently).
+
+    Args:
+        path: image file.
+        what: what the image is for, for the message (e.g. "calibration image").
+    """
+    from edgereid.lazy import require
+
+    cv2 = require("cv2", f"reading {what}s")
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None or img.size == 0:
+        raise InputError(f"{what} {str(path)!r} cannot be read (missing, corrupt or not an image). "
+                         "Remove it or fix the file.")
+    return img

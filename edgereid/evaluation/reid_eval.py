@@ -37,7 +37,8 @@ import numpy as np
 from edgereid.bundle import MANIFEST_NAME, Bundle, atomic_write_bytes
 from edgereid.errors import EdgeReidError, InputError
 from edgereid.evaluation.datasets import ReidSplit, read_split
-from edgereid.evaluation.metrics import cosine_distmat, evaluate
+from edgereid.evaluation.metrics import cosine_distmat, evaluate, rowwise_cosine
+from edgereid.evaluation.naming import read_image
 from edgereid.runtime.embedder import EmbedderRunner, load_embedder
 
 log = logging.getLogger(__name__)
@@ -112,17 +113,6 @@ class EmbeddingCache:
             log.warning("cannot write embedding cache %s (%s)", path, exc)
 
 
-def read_image(path: Path) -> np.ndarray:
-    """One BGR uint8 image; InputError when it cannot be decoded."""
-    from edgereid.lazy import require
-
-    cv2 = require("cv2", "reading dataset images")
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise InputError(f"cannot read image {str(path)!r} (missing or not an image).")
-    return img
-
-
 def embed_paths(embedder: EmbedderRunner, paths: Sequence[Path], batch_size: int = 32,
                 progress: bool = False, desc: str = "embed") -> np.ndarray:
     """(N, D) float32 embeddings of the images at ``paths``, read and preprocessed batch by batch.
@@ -135,7 +125,7 @@ def embed_paths(embedder: EmbedderRunner, paths: Sequence[Path], batch_size: int
     chunks = []
     try:
         for start in range(0, len(paths), batch_size):
-            crops = [read_image(p) for p in paths[start : start + batch_size]]
+            crops = [read_image(p, "dataset image") for p in paths[start : start + batch_size]]
             chunks.append(embedder.embed(crops))
             bar.update(len(crops))
     finally:
@@ -155,9 +145,7 @@ def compare_to_reference(metrics: Dict[str, Any], ref_metrics: Dict[str, Any], f
                          ref_feats: Tuple[np.ndarray, ...]) -> Dict[str, Any]:
     """Loss (reference - backend, fractions) and per-crop cosine similarity to the reference."""
     loss = {k: float(ref_metrics[k] - metrics[k]) for k in METRIC_KEYS}
-    a = np.concatenate(feats).astype(np.float64)
-    b = np.concatenate(ref_feats).astype(np.float64)
-    cos = np.sum(a * b, axis=1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+    cos = rowwise_cosine(np.concatenate(feats), np.concatenate(ref_feats))
     return {"loss_vs_reference": loss, "cosine_vs_reference": {"mean": float(cos.mean()), "min": float(cos.min())}}
 
 

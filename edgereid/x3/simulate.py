@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -102,37 +102,6 @@ def run_batch1(model, batch: np.ndarray) -> np.ndarray:
     return np.concatenate(outs, 0).astype(np.float32) if outs else np.zeros((0, 0), np.float32)
 
 
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-row cosine similarity of two (N, D) arrays."""
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    num = (a * b).sum(1)
-    den = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
-    return (num / den).astype(np.float64)
-
-
-def retrieval(feats: np.ndarray, labels: Sequence[Tuple[int, int]]) -> Optional[Dict[str, float]]:
-    """rank-1 / mAP with the lowest camera as query and the others as gallery; None if impossible."""
-    from edgereid.errors import InputError
-    from edgereid.evaluation.metrics import cosine_distmat, evaluate
-
-    ids = np.array([p for p, _ in labels])
-    cams = np.array([c for _, c in labels])
-    if len(set(cams.tolist())) < 2:
-        return None
-    q = cams == cams.min()
-    try:
-        r = evaluate(cosine_distmat(feats[q], feats[~q]), ids[q], ids[~q], cams[q], cams[~q])
-    except InputError:
-        return None
-    return {
-        "rank1": float(r["rank1"]),
-        "mAP": float(r["mAP"]),
-        "num_query": int(q.sum()),
-        "num_gallery": int((~q).sum()),
-    }
-
-
 def accuracy_report(
     fp32_model,
     int8_model,
@@ -144,7 +113,9 @@ def accuracy_report(
     batch = spec(list(crops))
     f32 = run_batch1(fp32_model, batch)
     i8 = run_batch1(int8_model, batch)
-    cos = cosine_rows(f32, i8)
+    from edgereid.evaluation.metrics import labelled_retrieval, rowwise_cosine
+
+    cos = rowwise_cosine(f32, i8)
     report: dict = {
         "num_crops": int(len(crops)),
         "cosine_min": float(cos.min()) if len(cos) else None,
@@ -152,7 +123,7 @@ def accuracy_report(
         "cosine_per_crop": [round(float(c), 6) for c in cos],
     }
     if labels is not None and len(labels) == len(crops):
-        fp, q8 = retrieval(f32, labels), retrieval(i8, labels)
+        fp, q8 = labelled_retrieval(f32, labels), labelled_retrieval(i8, labels)
         if fp is not None and q8 is not None:
             report["fp32"] = fp
             report["int8_sim"] = q8

@@ -79,3 +79,23 @@ def test_cosine_distmat_values():
     g = np.array([[3.0, 0.0], [1.0, 1.0]])
     d = cosine_distmat(q, g)
     np.testing.assert_allclose(d, [[0.0, 1 - 1 / np.sqrt(2)], [1.0, 1 - 1 / np.sqrt(2)]], atol=1e-12)
+
+
+def test_rowwise_cosine():
+    from edgereid.evaluation.metrics import rowwise_cosine
+
+    np.testing.assert_allclose(rowwise_cosine([[1, 0], [1, 1]], [[2, 0], [-1, 1]]), [1.0, 0.0], atol=1e-12)
+
+
+def test_labelled_retrieval_lowest_camera_is_query():
+    from edgereid.evaluation.metrics import labelled_retrieval
+
+    feats = np.array([[1, 0], [0, 1], [0.9, 0.1], [0.1, 0.9]], np.float32)
+    labels = [(1, 1), (2, 1), (1, 2), (2, 2)]
+    r = labelled_retrieval(feats, labels)
+    assert r["rank1"] == 1.0 and r["mAP"] == 1.0 and (r["queries"], r["gallery"]) == (2, 2)
+    # swap the gallery rows' identities: every query now ranks the wrong person first
+    swapped = labelled_retrieval(feats, [(1, 1), (2, 1), (2, 2), (1, 2)])
+    assert swapped["rank1"] == 0.0 and swapped["mAP"] == 0.5
+    assert labelled_retrieval(feats, [(1, 1)] * 4) is None  # one camera: no protocol
+    assert labelled_retrieval(feats, [(1, 1), (2, 1), (3, 2), (4, 2)]) is None  # no valid match

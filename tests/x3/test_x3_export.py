@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from edgereid.errors import InputError
+from edgereid.evaluation.metrics import rowwise_cosine
 from edgereid.preprocess import PreprocessSpec
 from edgereid.x3.export import add_x3_files
 from edgereid.x3.ops import X3_RULES
-from edgereid.x3.simulate import cosine_rows, run_batch1
+from edgereid.x3.simulate import run_batch1
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -82,7 +83,7 @@ def test_x3_onnx_contract(osnet_bundle, osnet_onnx, pku_split):
     ref = session.run(None, {session.get_inputs()[0].name: x})[0]
     got = run_batch1(model, x)
     assert got.shape == ref.shape == (6, 512)
-    assert cosine_rows(ref, got).min() >= 0.9999
+    assert rowwise_cosine(ref, got).min() >= 0.9999
 
 
 @pytest.mark.assets
@@ -212,4 +213,4 @@ def test_rga_sc_x3_graph_equals_original(rga_bundle, pku_crops):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     ref = session.run(None, {"images": x})[0]
     got = run_batch1(onnx.load(str(staging / roles["x3_onnx"])), x)
-    assert cosine_rows(ref, got).min() >= 0.9999
+    assert rowwise_cosine(ref, got).min() >= 0.9999

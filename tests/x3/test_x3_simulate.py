@@ -7,7 +7,7 @@ import pytest
 
 from edgereid.preprocess import PreprocessSpec
 from edgereid.x3.placement import placement_report
-from edgereid.x3.simulate import accuracy_report, quantized_nodes, retrieval, simulate_x3_int8
+from edgereid.x3.simulate import accuracy_report, quantized_nodes, simulate_x3_int8
 
 pytest.importorskip("onnxruntime")
 
@@ -50,11 +50,3 @@ def test_cpu_nodes_stay_float(builder, rng):
     assert set(quantized_nodes(int8)) >= {n.name for n in model.graph.node if n.op_type == "Conv"}
     report = accuracy_report(model, int8, crops, spec)
     assert report["num_crops"] == 4 and 0.9 < report["cosine_mean"] <= 1.0
-
-
-def test_retrieval_lowest_camera_is_query():
-    feats = np.array([[1, 0], [0, 1], [0.9, 0.1], [0.1, 0.9]], np.float32)
-    labels = [(1, 1), (2, 1), (1, 2), (2, 2)]
-    r = retrieval(feats, labels)
-    assert r["rank1"] == 1.0 and r["mAP"] == 1.0 and (r["num_query"], r["num_gallery"]) == (2, 2)
-    assert retrieval(feats, [(1, 1)] * 4) is None  # one camera: no protocol
