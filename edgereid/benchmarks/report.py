@@ -21,6 +21,7 @@ JSON schema ``edgereid.reid_bench/1`` (documented field by field in docs/bench-e
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -169,5 +170,11 @@ def write_outputs(report: Dict[str, Any], out: str | os.PathLike[str], plot: boo
     atomic_write_text(md, to_markdown(report))
     written.append(md)
     if plot and report.get("samples_ms"):
-        written.append(plot_latency(report, out.with_suffix(".png")))
+        from edgereid.lazy import available
+
+        if available("matplotlib"):
+            written.append(plot_latency(report, out.with_suffix(".png")))
+        else:  # a car image often lacks matplotlib: the JSON and markdown are the report
+            logging.getLogger(__name__).warning("matplotlib is not installed: no latency plot (%s).",
+                                                out.with_suffix(".png"))
     return written

@@ -105,7 +105,7 @@ def test_unknown_layout_is_a_clear_error(tmp_path):
 
 
 def _cuhk03_tree(root: Path) -> Path:
-    from scipy.io import savemat
+    savemat = pytest.importorskip("scipy.io", reason="CUHK03 .mat files need scipy").savemat
 
     names = ["1_001_1_01.png", "1_001_2_06.png", "1_002_1_01.png", "1_002_2_07.png", "2_005_1_02.png",
              "2_005_2_08.png"]
