@@ -12,12 +12,13 @@ The decoders below are pure functions of those arrays (tested on constructed out
 
 from __future__ import annotations
 
+import os
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from edgereid.detections import Detections
-from edgereid.errors import BackendError
+from edgereid.errors import BackendError, InputError
 from edgereid.lazy import require
 from edgereid.runtime.detector import Detector, to_detections
 from edgereid.runtime.yolo_decode import boxes_to_frame, letterbox, nms
@@ -174,8 +175,13 @@ class BpuYoloDetector(Detector):
         self.model = None
         self.input_hw: Tuple[int, int] = (0, 0)
         self.scales: List[Optional[np.ndarray]] = []
+        # Load now, not on the first frame: a missing library or a bad .bin must stop reid-follow
+        # at start-up with one message, not turn into a STOP on every frame.
+        if not os.path.isfile(self.model_path):
+            raise InputError(f"X3 detector model {self.model_path!r} does not exist (expected a compiled .bin).")
+        self._activate()
 
-    def _activate(self) -> None:  # pragma: no cover - device only
+    def _activate(self) -> None:
         dnn = require("hobot_dnn.pyeasy_dnn", "the X3 BPU person detector")
         self.model = dnn.load(self.model_path)[0]
         shape = list(self.model.inputs[0].properties.shape)
@@ -185,9 +191,7 @@ class BpuYoloDetector(Detector):
             scale = getattr(out.properties, "scale_data", None)
             self.scales.append(None if scale is None or np.size(scale) == 0 else np.asarray(scale, np.float32))
 
-    def detect_impl(self, frame_bgr: np.ndarray) -> Detections:  # pragma: no cover - device only
-        if self.model is None:
-            self._activate()
+    def detect_impl(self, frame_bgr: np.ndarray) -> Detections:
         image, box = letterbox(frame_bgr, self.input_hw, center=True, pad_value=127)
         outputs = [np.asarray(t.buffer) for t in self.model.forward(bgr_to_nv12(image))]
         xyxy, scores = decode_bpu_outputs(outputs, self.scales, self.conf, self.iou)

@@ -91,6 +91,52 @@ def test_empty_outputs_give_no_boxes():
     assert xyxy.shape == (0, 4) and scores.shape == (0,)
 
 
-def test_detector_constructs_without_hobot_dnn():
-    det = BpuYoloDetector("yolov5s.bin", conf=0.3, iou=0.6)
-    assert (det.conf, det.iou) == (0.3, 0.6)
+def test_detector_without_hobot_dnn_fails_at_construction(tmp_path):
+    from edgereid.errors import InputError, MissingDependencyError
+
+    with pytest.raises(InputError, match="does not exist"):
+        BpuYoloDetector(str(tmp_path / "missing.bin"))
+    model = tmp_path / "yolov5s.bin"
+    model.write_bytes(b"x")
+    with pytest.raises(MissingDependencyError, match="hobot_dnn"):
+        BpuYoloDetector(str(model), conf=0.3, iou=0.6)
+
+
+class _Props:
+    def __init__(self, shape=None, scale_data=None):
+        self.shape, self.scale_data = shape, scale_data
+
+
+class _FakeBpuModel:
+    """hobot_dnn.pyeasy_dnn's model object as documented: inputs/outputs with .properties, forward."""
+
+    def __init__(self, outputs):
+        self.inputs = [type("T", (), {"properties": _Props(shape=(1, 3, 64, 64))})()]
+        self.outputs = [type("T", (), {"properties": _Props(scale_data=np.array([]))})() for _ in outputs]
+        self._outputs, self.fed = outputs, []
+
+    def forward(self, nv12):
+        self.fed.append(nv12)
+        return [type("T", (), {"buffer": o})() for o in self._outputs]
+
+
+def test_detector_with_a_stand_in_hobot_dnn(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    outs = _v5_outputs()
+    cell = outs[0][0, 3, 5]  # the hand-worked box of test_yolov5_decode_one_box_by_hand
+    cell[7:11], cell[11], cell[12] = 0.0, 5.0, 5.0
+    fake = _FakeBpuModel(outs)
+    dnn = types.ModuleType("hobot_dnn.pyeasy_dnn")
+    dnn.load = lambda path: [fake]
+    monkeypatch.setitem(sys.modules, "hobot_dnn", types.ModuleType("hobot_dnn"))
+    monkeypatch.setitem(sys.modules, "hobot_dnn.pyeasy_dnn", dnn)
+    model = tmp_path / "yolov5s.bin"
+    model.write_bytes(b"x")
+    det = BpuYoloDetector(str(model), conf=0.4, iou=0.5)
+    assert det.input_hw == (64, 64) and det.scales == [None, None, None]
+    found = det.detect(np.zeros((64, 64, 3), np.uint8))
+    np.testing.assert_allclose(found.xyxy, [[36.0, 13.0, 52.0, 43.0]], atol=1e-3)
+    assert found.class_ids.tolist() == [0]
+    assert fake.fed[0].dtype == np.uint8 and fake.fed[0].size == 64 * 64 * 3 // 2  # NV12
