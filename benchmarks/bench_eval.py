@@ -1,14 +1,27 @@
-"""reid-bench / reid-eval rows of BENCHMARKS.md for the OSNet x0.25 ONNX on this machine.
+"""reid-bench / reid-eval rows of benchmarks/results/bench_eval.md for the OSNet x0.25 ONNX on this machine.
 
-    .venv/bin/python benchmarks/bench_eval.py bundles           # build the OSNet bundles (FP32 + INT8 u8s8 / s8s8)
+    .venv/bin/python benchmarks/bench_eval.py bundles           # split PKU-Reid, export the OSNet bundles
     .venv/bin/python benchmarks/bench_eval.py peak --threads 1  # FP32 matmul peak probe
     benchmarks/bench_eval.sh                                   # every row, one command each (see that file)
 
-The bundles go to $EDGEREID_BENCH_DIR (default /tmp/edgereid-bench), never into the project.
-INT8 models are made with onnxruntime.quantization.quantize_static (QDQ, per-tensor, MinMax) on
-64 PKU-Reid crops (every 15th image; these crops are also in the evaluation set, so the INT8
-accuracy is, if anything, flattered). u8s8 = uint8 activations / int8 weights (ONNX Runtime's
-fast CPU flavour); s8s8 = int8 both (the TensorRT flavour, symmetric).
+Everything goes to $EDGEREID_BENCH_DIR (default /tmp/edgereid-bench), never into the project.
+
+Why the split: INT8 calibrated on crops that are also scored flatters INT8. The 62 PKU-Reid
+identities are split in half by identity (``split_by_identity``, holdout 0.5, seed 0: the split of
+benchmarks/bench_ort_int8.py) into two folders of per-file symlinks:
+
+    $W/pku_calib/<pid>/*.png   31 ids, both cameras: the only crops the exporter calibrates on
+    $W/pku_eval/<pid>/*.png    the other 31 ids: what reid-eval scores (camera 1 query, camera 2 gallery)
+
+The bundles come from our exporter (``edgereid.export.export_bundle``, the same call as
+``reid-export``), with its defaults (percentile 99.999 %, Conv/Gemm/MatMul, per-channel weights):
+
+    $W/osnet-u8s8   target="cpu",    precision="int8": onnx + onnx_int8_cpu (u8s8 QDQ for ONNX Runtime)
+    $W/osnet-s8s8   target="xavier", precision="int8": onnx + onnx_int8_qdq (s8s8 TensorRT-form QDQ),
+                                                       calib.cache, build_engine.sh, DLA report
+
+The exporter holds out a quarter of the calibration identities for its own manifest accuracy
+report; every remaining crop of pku_calib is calibrated on (calib_size = all of them).
 """
 
 from __future__ import annotations
@@ -21,74 +34,86 @@ from pathlib import Path
 ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"
 OSNET = ASSETS / "reid" / "osnet_x0_25_msmt17.onnx"
 PKU = ASSETS / "reid_data" / "pku_reid"
+SPLIT_SEED = 0
+EVAL_SHARE = 0.5  # share of PKU identities scored by reid-eval; the rest is calibration data
+EXPORT_HOLDOUT = 0.25  # the exporter's default share of calibration ids kept for its own report
+FLAVOURS = {"u8s8": "cpu", "s8s8": "xavier"}  # bundle name suffix -> export target
 
 
 def work_dir() -> Path:
     return Path(os.environ.get("EDGEREID_BENCH_DIR", "/tmp/edgereid-bench"))
 
 
-def _calibration_batch(count: int = 64):
-    import cv2
+def split_pku(root: Path) -> tuple[Path, Path]:
+    """(calibration folder, evaluation folder) of symlinks under ``root``; identities disjoint."""
+    from edgereid.calibration.crops import split_by_identity
+    from edgereid.evaluation.naming import identity_of, list_images
 
-    from edgereid.preprocess import PreprocessSpec
+    paths = list_images(PKU)
+    calib_idx, eval_idx = split_by_identity([identity_of(p) for p in paths], EVAL_SHARE, SPLIT_SEED)
+    folders = (root / "pku_calib", root / "pku_eval")
+    for folder, picked in zip(folders, (calib_idx, eval_idx)):
+        _link_tree(folder, [paths[i] for i in picked])
+    return folders
 
-    paths = sorted(PKU.glob("*/*.png"))[::15][:count]
-    return PreprocessSpec(256, 128)([cv2.imread(str(p)) for p in paths])
+
+def _link_tree(folder: Path, files: list[Path]) -> None:
+    """``folder/<pid>/<name>`` -> the asset file, for each file; stale links removed first."""
+    if folder.exists():
+        for link in sorted(folder.glob("*/*"), reverse=True):
+            link.unlink()
+        for sub in folder.iterdir():
+            sub.rmdir()
+    for src in files:
+        dst = folder / src.parent.name / src.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(src, dst)
 
 
-def _quantize(src: Path, dst: Path, flavour: str) -> None:
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+def _calibration_crop_count(calib_dir: Path) -> int:
+    """Crops of ``calib_dir`` left for calibration after the exporter's own identity hold-out."""
+    from edgereid.calibration.crops import split_by_identity
+    from edgereid.evaluation.naming import identity_of, list_images
 
-    batch = _calibration_batch()
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter([{"images": batch[i : i + 16]} for i in range(0, len(batch), 16)])
-
-        def get_next(self):
-            return next(self.items, None)
-
-    activation = QuantType.QUInt8 if flavour == "u8s8" else QuantType.QInt8
-    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, activation_type=activation,
-                    weight_type=QuantType.QInt8, per_channel=False,
-                    extra_options={"ActivationSymmetric": flavour == "s8s8"})
+    labels = [identity_of(p) for p in list_images(calib_dir)]
+    return len(split_by_identity(labels, EXPORT_HOLDOUT, SPLIT_SEED)[0])
 
 
 def make_bundles() -> list[Path]:
-    """osnet-u8s8/ and osnet-s8s8/: model.onnx (symlink to the asset) + model.int8.onnx + manifest."""
-    from edgereid.bundle import Manifest, write_manifest
-    from edgereid.preprocess import PreprocessSpec
+    """osnet-u8s8/ (cpu int8) and osnet-s8s8/ (xavier int8), calibrated on pku_calib only."""
+    from edgereid.export import export_bundle
 
+    root = work_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    calib_dir, eval_dir = split_pku(root)
+    calib_size = _calibration_crop_count(calib_dir)
     made = []
-    for flavour in ("u8s8", "s8s8"):
-        root = work_dir() / f"osnet-{flavour}"
-        root.mkdir(parents=True, exist_ok=True)
-        link = root / "model.onnx"
-        if not link.exists():
-            os.symlink(OSNET, link)
-        _quantize(OSNET, root / "model.int8.onnx", flavour)
-        write_manifest(root, Manifest(
-            arch="onnx", target="cpu", precision="int8", preprocess=PreprocessSpec(256, 128),
-            inputs=[{"name": "images", "shape": ["batch", 3, 256, 128], "dtype": "float32"}],
-            outputs=[{"name": "output", "shape": ["batch", 512], "dtype": "float32"}],
-            files={"onnx": "model.onnx", "onnx_int8_qdq": "model.int8.onnx"}, embedding_dim=512,
-            source={"path": str(OSNET), "sha256": None, "trained": True},
-            extra={"int8_flavour": flavour, "calibration": "64 PKU-Reid crops, MinMax, per-tensor"}))
-        made.append(root)
+    for flavour, target in FLAVOURS.items():
+        out = root / f"osnet-{flavour}"
+        bundle = export_bundle(
+            out, onnx=str(OSNET), target=target, precision="int8", calib_data=str(calib_dir),
+            calib_size=calib_size, holdout=EXPORT_HOLDOUT, seed=SPLIT_SEED, force=True, progress=False,
+        )
+        extra = bundle.manifest.extra
+        print(json.dumps({"bundle": str(out), "files": bundle.manifest.files,
+                          "calibration": extra["int8"]["calibration"], "calib_method": extra["int8"]["calib_method"],
+                          "accuracy_on_calib_holdout": extra.get("accuracy")}, indent=2))
+        made.append(out)
+    print(json.dumps({"evaluation_data": str(eval_dir), "calibration_data": str(calib_dir),
+                      "eval_ids": len(list(eval_dir.iterdir())), "calib_ids": len(list(calib_dir.iterdir()))}))
     return made
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("bundles", help="build the OSNet bundles in $EDGEREID_BENCH_DIR")
+    sub.add_parser("bundles", help="split PKU-Reid and export the OSNet bundles into $EDGEREID_BENCH_DIR")
     peak = sub.add_parser("peak", help="FP32 matmul probe and OSNet's compute floor")
     peak.add_argument("--threads", type=int, default=1)
     peak.add_argument("--n", type=int, default=1024)
     args = parser.parse_args()
     if args.cmd == "bundles":
-        for root in make_bundles():
-            print(root)
+        make_bundles()
     else:
         from edgereid.benchmarks.limits import count_onnx_macs, measure_peak_flops
 
