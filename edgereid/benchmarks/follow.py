@@ -9,6 +9,7 @@ first ``warmup_frames`` (model load, first-call allocations).
 from __future__ import annotations
 
 import datetime
+import os
 from typing import Any, Dict, List
 
 from edgereid.benchmarks.conditions import collect_conditions
@@ -53,7 +54,7 @@ def bench_follow(source: str, bundle: str, detector: str | None, backend: str = 
         detector: person detector model (None = OpenCV HOG).
         backend: embedder backend.
         max_frames: frames to process; warmup_frames of them are left out of the statistics.
-        threads: onnxruntime intra-op threads of the embedder.
+        threads: onnxruntime intra-op threads of the embedder and of an .onnx detector.
         det_conf, det_size, config, enroll: as ``reid-follow``.
         tegrastats: sample tegrastats during the run (Jetson).
     """
@@ -67,6 +68,12 @@ def bench_follow(source: str, bundle: str, detector: str | None, backend: str = 
     if max_frames is not None and max_frames <= warmup_frames:
         raise InputError(f"--frames ({max_frames}) must exceed --warmup-frames ({warmup_frames}).")
     embedder = load_embedder(bundle, backend, **backend_options(backend, threads))
+    if isinstance(detector, (str, os.PathLike)) and threads:
+        from edgereid.runtime.detector import load_detector
+
+        # --threads pins the detector too: left at one thread per core it slows whenever the
+        # embedder holds the other core, which made the loop's FPS swing between runs.
+        detector = load_detector(str(detector), conf=det_conf, size=det_size, threads=threads)
     collector = _Collector()
     sampler = TegrastatsSampler() if tegrastats else None
     try:

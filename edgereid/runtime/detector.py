@@ -294,7 +294,8 @@ LOADERS: Dict[str, Callable[[str, float, float, int | None], Detector]] = {
 }
 
 
-def load_detector(path: str | None, conf: float = 0.4, iou: float = 0.5, size: int | None = None) -> Detector:
+def load_detector(path: str | None, conf: float = 0.4, iou: float = 0.5, size: int | None = None,
+                  threads: int | None = None) -> Detector:
     """Person detector for a model file, or OpenCV's HOG people detector when ``path`` is None.
 
     Args:
@@ -303,6 +304,8 @@ def load_detector(path: str | None, conf: float = 0.4, iou: float = 0.5, size: i
         iou: NMS IoU threshold in [0, 1] (``--det-iou``).
         size: network input side for models with a dynamic input (``--det-size``); None = the
             model's own size (640 when dynamic).
+        threads: onnxruntime intra-op threads of an ``.onnx`` detector (None = one per core);
+            pin it when the embedder shares the CPU, or the two fight for the cores.
 
     Raises:
         InputError: missing/unreadable file, unknown extension, bad option values.
@@ -326,4 +329,7 @@ def load_detector(path: str | None, conf: float = 0.4, iou: float = 0.5, size: i
                          f"Accepted kinds: {ACCEPTED_KINDS}.")
     if not os.path.isfile(path):
         raise InputError(f"Detector file not found: {path}. Accepted kinds: {ACCEPTED_KINDS}.")
+    if ext == ".onnx" and threads:
+        return YoloDetector(OrtDetectorRunner(path, threads=int(threads)), float(conf), float(iou),
+                            None if size is None else int(size), f"onnx:{os.path.basename(path)}")
     return LOADERS[ext](path, float(conf), float(iou), None if size is None else int(size))

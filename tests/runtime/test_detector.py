@@ -273,3 +273,11 @@ def test_hog_fallback_or_clear_error():
     else:
         with pytest.raises(MissingDependencyError, match="OpenCV 5 removed it"):
             load_detector(None)
+
+
+@pytest.mark.parametrize("threads, expected", [(1, 1), (2, 2)])
+def test_onnx_detector_threads_are_pinned(tmp_path, threads, expected):
+    det = load_detector(constant_model(tmp_path / "t.onnx", end2end_output((1, 1, 5, 5)), [1, 3, 320, 320]),
+                        threads=threads)
+    session = det.runner.session
+    assert session.get_session_options().intra_op_num_threads == expected
