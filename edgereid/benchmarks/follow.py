@@ -68,18 +68,19 @@ def bench_follow(source: str, bundle: str, detector: str | None, backend: str = 
     if max_frames is not None and max_frames <= warmup_frames:
         raise InputError(f"--frames ({max_frames}) must exceed --warmup-frames ({warmup_frames}).")
     embedder = load_embedder(bundle, backend, **backend_options(backend, threads))
+    det: Any = detector
     if isinstance(detector, (str, os.PathLike)) and threads:
         from edgereid.runtime.detector import load_detector
 
         # --threads pins the detector too: left at one thread per core it slows whenever the
         # embedder holds the other core, which made the loop's FPS swing between runs.
-        detector = load_detector(str(detector), conf=det_conf, size=det_size, threads=threads)
+        det = load_detector(str(detector), conf=det_conf, size=det_size, threads=threads)
     collector = _Collector()
     sampler = TegrastatsSampler() if tegrastats else None
     try:
         if sampler is not None:
             sampler.start()
-        summary = run_follow(source, embedder, detector, output=collector, config=config, det_conf=det_conf,
+        summary = run_follow(source, embedder, det, output=collector, config=config, det_conf=det_conf,
                              det_size=det_size, enroll=enroll, max_frames=max_frames, realtime=False)
     finally:
         if sampler is not None:
