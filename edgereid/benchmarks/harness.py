@@ -17,6 +17,7 @@ import numpy as np
 
 from edgereid.benchmarks.resources import current_rss_mb, gpu_memory_mb
 from edgereid.errors import InputError
+from edgereid.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -166,37 +167,26 @@ def _timed(target: BenchTarget, batch_size: int, clock: Clock) -> float:
     return clock() - start
 
 
-def _bar(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, unit="call", leave=False)
 
 
 def measure(target: BenchTarget, batch_sizes: Sequence[int], warmup: int = 10, iters: int = 100,
             progress: bool = False, clock: Clock = time.perf_counter) -> Dict[int, List[float]]:
     """Per-call seconds of ``target`` for each batch size (``warmup`` untimed calls first)."""
     sizes = _check(batch_sizes, warmup, iters)
-    bar = _bar(len(sizes) * (warmup + iters), target.name, progress)
+    bar = progress_bar(len(sizes) * (warmup + iters), target.name, progress, unit="call")
     out: Dict[int, List[float]] = {}
     try:
         for bs in sizes:
             for _ in range(warmup):
                 target.run(bs)
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
             samples = []
             for _ in range(iters):
                 samples.append(_timed(target, bs, clock))
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
             out[bs] = samples
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return out
 
 
@@ -209,23 +199,20 @@ def compare_interleaved(a: BenchTarget, b: BenchTarget, batch_sizes: Sequence[in
     pair, so per-pair ratios stay honest on a busy machine where two separate runs would not.
     """
     sizes = _check(batch_sizes, warmup, iters)
-    bar = _bar(len(sizes) * (warmup + iters) * 2, f"{a.name} vs {b.name}", progress)
+    bar = progress_bar(len(sizes) * (warmup + iters) * 2, f"{a.name} vs {b.name}", progress, unit="call")
     out: Dict[int, Tuple[List[float], List[float]]] = {}
     try:
         for bs in sizes:
             for _ in range(warmup):
                 a.run(bs)
                 b.run(bs)
-                if bar is not None:
-                    bar.update(2)
+                bar.update(2)
             ta, tb = [], []
             for _ in range(iters):
                 ta.append(_timed(a, bs, clock))
                 tb.append(_timed(b, bs, clock))
-                if bar is not None:
-                    bar.update(2)
+                bar.update(2)
             out[bs] = (ta, tb)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return out

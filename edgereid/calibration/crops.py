@@ -17,6 +17,7 @@ import numpy as np
 
 from edgereid.errors import InputError
 from edgereid.evaluation.naming import IMAGE_SUFFIXES, identity_of, list_images, read_image
+from edgereid.progress import progress_iter
 
 LOG = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def load_crop_dir(
         )
     calib_pick = [calib_idx[i] for i in sample_indices(len(calib_idx), calib_size, seed)]
     hold_pick = [hold_idx[i] for i in sample_indices(len(hold_idx), max_holdout, seed + 2)]
-    calib = [read_image(paths[i], "calibration image") for i in _progress(calib_pick, "reading calibration crops")]
+    calib = [read_image(paths[i], "calibration image") for i in progress_iter(calib_pick, "reading calibration crops")]
     hold = [read_image(paths[i], "calibration image") for i in hold_pick]
     return CropSet(
         calib=calib,
@@ -146,7 +147,7 @@ def load_frames_or_video(
         detector = load_detector(detector_path)
     need = calib_size + max(1, int(round(calib_size * holdout / max(1e-9, 1 - holdout))))
     crops: list[np.ndarray] = []
-    for frame in _progress(_iter_frames(path, frame_step), "cutting crops"):
+    for frame in progress_iter(_iter_frames(path, frame_step), "cutting crops"):
         crops.extend(cut_crops(frame, detector.detect(frame)))
         if len(crops) >= need:
             break
@@ -251,9 +252,3 @@ def _iter_frames(path: Path, step: int):
         cap.release()
 
 
-def _progress(items, desc: str):
-    try:
-        from tqdm import tqdm
-    except ImportError:  # tqdm is an export dependency; stay quiet without it
-        return items
-    return tqdm(items, desc=desc, leave=False, disable=None)

@@ -18,6 +18,7 @@ import numpy as np
 from edgereid.calibration.reader import CropBatches, OrtReader
 from edgereid.errors import InputError
 from edgereid.lazy import require
+from edgereid.progress import progress_bar
 
 LOG = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def calibrate_ranges(
         tiny: dict[str, float] = {}
         if hasattr(calibrator, "collector"):
             calibrator.collector = _safe_collector(calibrate, calibrator, tiny, fast_histograms)
-        bar = _bar(len(batches), f"calibrating ({method})", progress)
+        bar = progress_bar(len(batches), f"calibrating ({method})", progress, tty_only=True)
         for feeds in batches.chunks(chunk):
             _quiet(calibrator.collect_data, OrtReader(feeds))
             bar.update(len(feeds))
@@ -210,19 +211,3 @@ def _quiet(fn, *args):
         return fn(*args)
 
 
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _bar(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _NoBar()
-    return tqdm(total=total, desc=desc, leave=False, disable=None)

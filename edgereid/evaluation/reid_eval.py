@@ -39,6 +39,7 @@ from edgereid.errors import EdgeReidError, InputError
 from edgereid.evaluation.datasets import ReidSplit, read_split
 from edgereid.evaluation.metrics import cosine_distmat, evaluate, rowwise_cosine
 from edgereid.evaluation.naming import read_image
+from edgereid.progress import progress_bar
 from edgereid.runtime.embedder import EmbedderRunner, load_embedder
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ def embed_paths(embedder: EmbedderRunner, paths: Sequence[Path], batch_size: int
     """
     if batch_size < 1:
         raise InputError(f"batch size must be >= 1, got {batch_size}.")
-    bar = _progress(len(paths), desc, progress)
+    bar = progress_bar(len(paths), desc, progress, unit="crop")
     chunks = []
     try:
         for start in range(0, len(paths), batch_size):
@@ -279,19 +280,3 @@ def report_json(report: Dict[str, Any]) -> str:
     return json.dumps(report, indent=2) + "\n"
 
 
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _NoBar()
-    return tqdm(total=total, desc=desc, unit="crop", leave=False)

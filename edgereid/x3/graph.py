@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence
 
 from edgereid.errors import InputError
+from edgereid.export.onnx_tools import opset_of
 from edgereid.lazy import require
 from edgereid.x3.ops import ALLOWED_OPSETS, MAX_IR_VERSION, MAX_OUTPUTS, UNSUPPORTED, X3_RULES
 from edgereid.x3.rewrites import DEFAULT_REWRITES, apply_rewrites
@@ -168,10 +169,6 @@ def name_nodes(model) -> None:
         if not node.name or node.name in seen:
             node.name = f"{node.op_type}_{i}"
         seen.add(node.name)
-
-
-def opset_of(model) -> int:
-    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
 __all__ = ["ALLOWED_OPSETS", "UNSUPPORTED", "X3Graphs", "build_x3_graphs", "check_supported", "to_opset11"]
