@@ -29,7 +29,7 @@ LOG = logging.getLogger(__name__)
 
 DEFAULT_OP_TYPES = ("Conv", "Gemm", "MatMul")
 DEFAULT_METHOD = "percentile"
-FLAVOURS = ("trt", "cpu")
+FLAVOURS = ("trt", "cpu", "x3")
 
 
 def qdq_options(flavour: str) -> dict[str, Any]:
@@ -57,6 +57,14 @@ def qdq_options(flavour: str) -> dict[str, Any]:
             "reduce_range": False,
             "extra_options": {"ActivationSymmetric": False, "WeightSymmetric": True},
         }
+    if flavour == "x3":  # the X3 BPU's form, approximately: symmetric int8 both, int8 weights stored
+        return {
+            "activation_type": "QInt8",
+            "weight_type": "QInt8",
+            "per_channel": True,
+            "reduce_range": False,
+            "extra_options": {"ActivationSymmetric": True, "WeightSymmetric": True},
+        }
     raise InputError(f"unknown QDQ flavour {flavour!r}; valid: {list(FLAVOURS)}.")
 
 
@@ -67,6 +75,7 @@ def quantize_qdq(
     flavour: str = "trt",
     op_types: Sequence[str] | None = DEFAULT_OP_TYPES,
     nodes_to_quantize: Sequence[str] | None = None,
+    nodes_to_exclude: Sequence[str] | None = None,
 ) -> Path:
     """Write the QDQ model of ``model_path`` using precomputed activation ranges.
 
@@ -74,6 +83,7 @@ def quantize_qdq(
         ranges: from :func:`edgereid.calibration.ranges.calibrate_ranges` on the same model.
         op_types: op types to quantize; None = every op type ORT can quantize.
         nodes_to_quantize: restrict to these node names (sensitivity analysis).
+        nodes_to_exclude: keep these nodes in float (the X3's CPU-fallback nodes).
     """
     q = require("onnxruntime.quantization", "INT8 quantization")
     calibrate = require("onnxruntime.quantization.calibrate", "INT8 quantization")
@@ -89,6 +99,7 @@ def quantize_qdq(
             quant_format=q.QuantFormat.QDQ,
             op_types_to_quantize=list(op_types) if op_types else None,
             nodes_to_quantize=list(nodes_to_quantize) if nodes_to_quantize else None,
+            nodes_to_exclude=list(nodes_to_exclude) if nodes_to_exclude else None,
             per_channel=opts["per_channel"],
             reduce_range=opts["reduce_range"],
             activation_type=getattr(q.QuantType, opts["activation_type"]),

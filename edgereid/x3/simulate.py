@@ -59,7 +59,7 @@ def simulate_x3_int8(
         then min/max ranges are used and the method says so.
     """
     onnx = require("onnx", "the X3 INT8 simulation")
-    quant = require("onnxruntime.quantization", "the X3 INT8 simulation")
+    from edgereid.calibration.qdq import quantize_qdq
     from edgereid.calibration.ranges import calibrate_ranges
     from edgereid.calibration.reader import CropBatches
 
@@ -73,22 +73,8 @@ def simulate_x3_int8(
         except ValueError:
             method = "minmax"
             ranges = calibrate_ranges(fp32, batches, method=method, symmetric=True, progress=False)
-        cache = Path(tmp) / "ranges.json"
-        quant.save_tensors_data(ranges.to_ort(), cache)
-        out = Path(tmp) / "x3_int8_sim.onnx"
-        quant.quantize_static(
-            str(fp32),
-            str(out),
-            calibration_data_reader=None,
-            quant_format=quant.QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=quant.QuantType.QInt8,
-            weight_type=quant.QuantType.QInt8,
-            nodes_to_exclude=list(cpu_nodes),
-            calibrate_method=ranges.to_ort().calibration_method,
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
-            calibration_cache_path=str(cache),
-        )
+        out = quantize_qdq(fp32, Path(tmp) / "x3_int8_sim.onnx", ranges, flavour="x3", op_types=None,
+                           nodes_to_exclude=list(cpu_nodes))
         return onnx.load(str(out)), method
 
 
