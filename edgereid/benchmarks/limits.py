@@ -19,6 +19,7 @@ from typing import Any, Dict, List
 import numpy as np
 
 from edgereid.errors import InputError
+from edgereid.onnx_macs import node_macs
 
 
 def _probe(n: int, repeats: int) -> float:
@@ -107,30 +108,10 @@ def count_onnx_macs(path: str | Path, batch: int = 1) -> int:
         shapes[vi.name] = _dims(vi.type.tensor_type.shape, batch)
     for init in model.graph.initializer:
         shapes[init.name] = list(init.dims)
-    weight_index = {"Conv": 1, "ConvTranspose": 1, "ConvInteger": 1, "QLinearConv": 3}
-    matmul_a = {"Gemm": 0, "MatMul": 0, "MatMulInteger": 0, "QLinearMatMul": 0}
     total = 0
     for node in model.graph.node:
-        out = shapes.get(node.output[0])
-        if not out:
-            continue
-        if node.op_type in weight_index:
-            w = shapes.get(node.input[weight_index[node.op_type]])
-            if not w:
-                continue
-            per_out = int(np.prod(w[1:]))  # Cin/groups x kh x kw
-            if node.op_type == "ConvTranspose":
-                total += int(np.prod(shapes.get(node.input[0]) or [0])) * w[1] * int(np.prod(w[2:]))
-            else:
-                total += int(np.prod(out)) * per_out
-        elif node.op_type in matmul_a:
-            a = shapes.get(node.input[matmul_a[node.op_type]])
-            if not a:
-                continue
-            inner = a[-1]
-            if node.op_type == "Gemm" and any(at.name == "transA" and at.i for at in node.attribute):
-                inner = a[0]
-            total += int(np.prod(out)) * inner
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        total += node_macs(node.op_type, attrs, [shapes.get(x) for x in node.input], shapes.get(node.output[0]))
     return total
 
 

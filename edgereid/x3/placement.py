@@ -12,6 +12,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from edgereid.onnx_macs import node_macs
 from edgereid.x3.ops import BPU, CPU, FREE_OPS, UNSUPPORTED, X3_RULES, RuleTable
 
 
@@ -176,26 +177,14 @@ CHECKS: Dict[str, Callable[[NodeView, object], Optional[str]]] = {
 }
 
 
-def node_macs(v: NodeView) -> int:
-    """Multiply-accumulates of one node (Conv, Gemm, MatMul; 0 for the rest)."""
-    out = v.out_shapes[0] if v.out_shapes else None
-    if out is None or any(d <= 0 for d in out):
-        return 0
-    if v.op_type == "Conv" and 1 in v.const_inputs:
-        w = v.const_inputs[1].shape
-        return int(np.prod(out)) * int(np.prod(w[1:]))
-    if v.op_type in ("Gemm", "MatMul"):
-        a = v.in_shapes[0]
-        if a is None:
-            return 0
-        k = a[-2] if v.op_type == "Gemm" and v.attrs.get("transA", 0) else a[-1]
-        return int(np.prod(out)) * int(k)
-    return 0
+def view_macs(v: NodeView) -> int:
+    """Multiply-accumulates of one node (the shared rule of :mod:`edgereid.onnx_macs`)."""
+    return node_macs(v.op_type, v.attrs, v.in_shapes, v.out_shapes[0] if v.out_shapes else None)
 
 
 def place(v: NodeView, table: RuleTable = X3_RULES) -> Placement:
     """Decide where one node runs and why."""
-    macs = node_macs(v)
+    macs = view_macs(v)
     if v.op_type in table.bpu:
         rule = table.bpu[v.op_type]
         for check, limit in rule.limits:
