@@ -57,3 +57,36 @@ def pku_crops(pku_dir: Path) -> list[np.ndarray]:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+def write_onnx_bundle(directory: Path, models: dict, schema_version: int = 1, files: dict | None = None,
+                      spec=None) -> Path:
+    """A cpu/fp32 bundle around existing ONNX files (linked, never copied), as reid-export would write.
+
+    Args:
+        directory: the bundle folder to create.
+        models: role -> ONNX path, e.g. {"onnx": osnet_onnx}; each is linked as ``<role>.onnx``.
+        schema_version / files: override the manifest's, to make broken bundles.
+        spec: PreprocessSpec (default 256x128 RGB ImageNet: the shared OSNet's).
+    """
+    from edgereid.bundle import Manifest, write_manifest
+    from edgereid.preprocess import PreprocessSpec
+
+    directory.mkdir(parents=True, exist_ok=True)
+    linked = {}
+    for role, path in models.items():
+        os.symlink(path, directory / f"{role}.onnx")
+        linked[role] = f"{role}.onnx"
+    spec = spec or PreprocessSpec(256, 128)
+    write_manifest(directory, Manifest(
+        arch="onnx", target="cpu", precision="fp32", preprocess=spec, files=linked if files is None else files,
+        inputs=[{"name": "images", "shape": ["N", 3, spec.height, spec.width], "dtype": "float32"}],
+        outputs=[{"name": "output", "shape": ["N", 512], "dtype": "float32"}], embedding_dim=512,
+        schema_version=schema_version))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def onnx_bundle():
+    """:func:`write_onnx_bundle`, for tests in any folder."""
+    return write_onnx_bundle

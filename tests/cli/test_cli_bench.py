@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from edgereid.bundle import Manifest, write_manifest
 from edgereid.cli.bench import main
 from edgereid.lazy import available
-from edgereid.preprocess import PreprocessSpec
 
 pytestmark = pytest.mark.assets
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory, osnet_onnx) -> Path:
-    root = tmp_path_factory.mktemp("bench") / "osnet"
-    root.mkdir()
-    os.symlink(osnet_onnx, root / "model.onnx")
-    write_manifest(root, Manifest(
-        arch="onnx", target="cpu", precision="fp32", preprocess=PreprocessSpec(256, 128), files={"onnx": "model.onnx"},
-        inputs=[{"name": "images", "shape": ["batch", 3, 256, 128], "dtype": "float32"}],
-        outputs=[{"name": "output", "shape": ["batch", 512], "dtype": "float32"}], embedding_dim=512))
-    return root
+def bundle(tmp_path_factory, osnet_onnx, onnx_bundle) -> Path:
+    return onnx_bundle(tmp_path_factory.mktemp("bench") / "osnet", {"onnx": osnet_onnx})
 
 
 def test_single_bundle_report(bundle, tmp_path, capsys):

@@ -11,26 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgereid.bundle import Manifest, write_manifest
 from edgereid.cli.eval import main
 from edgereid.evaluation.metrics import evaluate
 from edgereid.preprocess import PreprocessSpec
 
 pytestmark = pytest.mark.assets
-
-
-def _bundle(root: Path, onnx: Path, int8: Path | None = None) -> Path:
-    root.mkdir(parents=True)
-    os.symlink(onnx, root / "model.onnx")
-    files = {"onnx": "model.onnx"}
-    if int8 is not None:
-        os.symlink(int8, root / "model.int8.onnx")
-        files["onnx_int8_qdq"] = "model.int8.onnx"
-    write_manifest(root, Manifest(
-        arch="onnx", target="cpu", precision="fp32", preprocess=PreprocessSpec(256, 128), files=files,
-        inputs=[{"name": "images", "shape": ["batch", 3, 256, 128], "dtype": "float32"}],
-        outputs=[{"name": "output", "shape": ["batch", 512], "dtype": "float32"}], embedding_dim=512))
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +41,8 @@ def int8_onnx(tmp_path_factory, osnet_onnx, pku_dir) -> Path:
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory, osnet_onnx, int8_onnx) -> Path:
-    return _bundle(tmp_path_factory.mktemp("b") / "osnet", osnet_onnx, int8_onnx)
+def bundle(tmp_path_factory, osnet_onnx, int8_onnx, onnx_bundle) -> Path:
+    return onnx_bundle(tmp_path_factory.mktemp("b") / "osnet", {"onnx": osnet_onnx, "onnx_int8_qdq": int8_onnx})
 
 
 def _direct_metrics(onnx_path: Path, pku_dir: Path) -> dict:
@@ -155,7 +140,7 @@ def test_bad_inputs_exit_2_with_one_message(bundle, pku_dir, tmp_path, capsys):
     _expect_exit2(capsys, ["--bundle", str(bundle), "--data", str(split), *common], "none of the 2 queries")
 
 
-def test_backend_the_bundle_lacks_names_the_role(osnet_onnx, pku_dir, tmp_path, capsys):
-    fp32_only = _bundle(tmp_path / "fp32only", osnet_onnx)
+def test_backend_the_bundle_lacks_names_the_role(osnet_onnx, pku_dir, tmp_path, capsys, onnx_bundle):
+    fp32_only = onnx_bundle(tmp_path / "fp32only", {"onnx": osnet_onnx})
     _expect_exit2(capsys, ["--bundle", str(fp32_only), "--data", str(pku_dir), "--backend", "ort-int8",
                            "--no-cache", "--no-progress"], "onnx_int8_qdq")

@@ -56,28 +56,11 @@ def test_l2_normalize_keeps_zero_rows():
     np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]])
 
 
-def _osnet_bundle(tmp_path, onnx_path):
-    (tmp_path / "model.onnx").symlink_to(onnx_path)
-    write_manifest(
-        tmp_path,
-        Manifest(
-            arch="onnx",
-            target="cpu",
-            precision="fp32",
-            preprocess=PreprocessSpec(height=256, width=128),
-            inputs=[{"name": "images", "shape": ["N", 3, 256, 128], "dtype": "float32"}],
-            outputs=[{"name": "output", "shape": ["N", 512], "dtype": "float32"}],
-            files={"onnx": "model.onnx"},
-        ),
-    )
-    return Bundle.load(tmp_path)
-
-
 @pytest.mark.assets
-def test_onnxruntime_embedder_tells_people_apart(tmp_path, osnet_onnx, pku_dir):
+def test_onnxruntime_embedder_tells_people_apart(tmp_path, osnet_onnx, pku_dir, onnx_bundle):
     import cv2
 
-    bundle = _osnet_bundle(tmp_path, osnet_onnx)
+    bundle = Bundle.load(onnx_bundle(tmp_path / "osnet", {"onnx": osnet_onnx}))
     pids = sorted(p.name for p in pku_dir.iterdir())[:4]
     # back view (orientation 1..8 differ by person); use the same file name in both cameras
     cam1 = [cv2.imread(str(pku_dir / pid / "01_1.png")) for pid in pids]

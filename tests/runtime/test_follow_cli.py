@@ -7,26 +7,12 @@ import os
 
 import pytest
 
-from edgereid.bundle import Manifest, write_manifest
 from edgereid.cli.follow import main
-from edgereid.preprocess import PreprocessSpec
-
-
-def write_bundle(directory, onnx_path, schema_version=1, files=None):
-    directory.mkdir(parents=True, exist_ok=True)
-    if onnx_path is not None:
-        os.symlink(onnx_path, directory / "model.onnx")
-    manifest = Manifest(arch="onnx", target="cpu", precision="fp32", preprocess=PreprocessSpec(256, 128),
-                        inputs=[{"name": "images", "shape": ["N", 3, 256, 128], "dtype": "float32"}],
-                        outputs=[{"name": "output", "shape": ["N", 512], "dtype": "float32"}],
-                        files=files or {"onnx": "model.onnx"}, embedding_dim=512, schema_version=schema_version)
-    write_manifest(directory, manifest)
-    return directory
 
 
 @pytest.fixture
-def osnet_bundle(tmp_path, osnet_onnx):
-    return write_bundle(tmp_path / "osnet", osnet_onnx)
+def osnet_bundle(tmp_path, osnet_onnx, onnx_bundle):
+    return onnx_bundle(tmp_path / "osnet", {"onnx": osnet_onnx})
 
 
 def _fails_cleanly(capsys, argv, fragment, record=None):
@@ -39,12 +25,12 @@ def _fails_cleanly(capsys, argv, fragment, record=None):
         assert not os.path.exists(record)
 
 
-def test_missing_bundle_file_and_unknown_schema(tmp_path, capsys):
+def test_missing_bundle_file_and_unknown_schema(tmp_path, capsys, onnx_bundle):
     video = tmp_path / "v.mp4"
     video.write_bytes(b"")
-    broken = write_bundle(tmp_path / "broken", None)
+    broken = onnx_bundle(tmp_path / "broken", {}, files={"onnx": "model.onnx"})  # the file is absent
     _fails_cleanly(capsys, ["--source", str(video), "--bundle", str(broken)], "is missing")
-    future = write_bundle(tmp_path / "future", None, schema_version=99, files={})
+    future = onnx_bundle(tmp_path / "future", {}, schema_version=99, files={})
     _fails_cleanly(capsys, ["--source", str(video), "--bundle", str(future)], "schema_version")
     _fails_cleanly(capsys, ["--source", str(video), "--bundle", str(tmp_path / "nowhere")], "does not exist")
 
