@@ -95,10 +95,12 @@ def run_follow(
     try:
         embedder = bundle if isinstance(bundle, EmbedderRunner) else load_embedder(bundle, backend=backend)
         enroll_crops = read_enroll_crops(enroll) if enroll is not None else None
-        det = detector if hasattr(detector, "detect") else load_detector(detector, det_conf, det_iou, det_size)
-        opened.append(det)
+        # the source before the detector (whose load may warn or be slow); the output last, so
+        # no log file is created when an earlier part is refused
         src = source if hasattr(source, "capture") else open_source(source, width, height, fps, realtime)
         opened.append(src)
+        det = detector if hasattr(detector, "detect") else load_detector(detector, det_conf, det_iou, det_size)
+        opened.append(det)
         out = output if hasattr(output, "send") else _open_output(output)
         opened.append(out)
         control = UdpControl(control_port) if control_port is not None else None
