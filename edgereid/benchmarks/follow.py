@@ -45,7 +45,9 @@ def stage_summary(messages: List[Dict[str, Any]], warmup_frames: int = 5) -> Dic
 def bench_follow(source: str, bundle: str, detector: str | None, backend: str = "auto", max_frames: int | None = 300,
                  warmup_frames: int = 5, threads: int | None = None, det_conf: float = 0.4,
                  det_size: int | None = None, config: str | None = None, enroll: str | None = None,
-                 tegrastats: bool = True) -> Dict[str, Any]:
+                 tegrastats: bool = True, gt: str | None = None, target_id: int | None = None,
+                 gt_frames: str | None = None, enroll_gt: str | None = None,
+                 plot: str | None = None) -> Dict[str, Any]:
     """Run the follow loop (``edgereid.runtime.loop.run_follow``) over ``source`` as fast as it goes.
 
     Args:
@@ -57,6 +59,12 @@ def bench_follow(source: str, bundle: str, detector: str | None, backend: str = 
         threads: onnxruntime intra-op threads of the embedder and of an .onnx detector.
         det_conf, det_size, config, enroll: as ``reid-follow``.
         tegrastats: sample tegrastats during the run (Jetson).
+        gt, target_id: a MOT ``gt.txt`` for ``source`` and the followed person's id in it: the report
+            gains the ground-truth figures (``edgereid.evaluation.follow_gt``).
+        gt_frames: ``A-B`` 0-based frames to score (default: every processed frame).
+        enroll_gt: ``A-B:STEP`` frames whose ground-truth boxes of ``target_id`` are cut out and
+            enrolled (instead of ``enroll``).
+        plot: PNG path for the ground-truth plot over time.
     """
     try:
         from edgereid.runtime.loop import run_follow
@@ -67,6 +75,15 @@ def bench_follow(source: str, bundle: str, detector: str | None, backend: str = 
 
     if max_frames is not None and max_frames <= warmup_frames:
         raise InputError(f"--frames ({max_frames}) must exceed --warmup-frames ({warmup_frames}).")
+    truth = None
+    if gt is not None or enroll_gt is not None:
+        from edgereid.evaluation.follow_gt import crops_from_gt, parse_frame_range, read_mot_gt
+
+        if gt is None or target_id is None:
+            raise InputError("--gt and --target-id go together (and --enroll-gt needs both).")
+        truth = read_mot_gt(gt)
+        if enroll_gt is not None:
+            enroll = crops_from_gt(source, truth, target_id, parse_frame_range(enroll_gt, "--enroll-gt"))
     embedder = load_embedder(bundle, backend, **backend_options(backend, threads))
     det: Any = detector
     if isinstance(detector, (str, os.PathLike)) and threads:
@@ -85,6 +102,16 @@ def bench_follow(source: str, bundle: str, detector: str | None, backend: str = 
     finally:
         if sampler is not None:
             sampler.stop()
+    ground_truth = None
+    if truth is not None:
+        from edgereid.evaluation.follow_gt import parse_frame_range, plot_follow_gt, score_follow
+
+        span = parse_frame_range(gt_frames, "--gt-frames") if gt_frames else None
+        scored = score_follow(collector.messages, truth, int(target_id),
+                              frames=None if span is None else (span[0], span[-1]))
+        ground_truth = scored.to_dict(per_frame=True)
+        if plot is not None:
+            ground_truth["plot"] = str(plot) if plot_follow_gt(scored, plot) else None
     stages = stage_summary(collector.messages, warmup_frames)
     if not stages:
         raise InputError(f"the source {source!r} gave no frames after the {warmup_frames}-frame warm-up.")
@@ -95,7 +122,10 @@ def bench_follow(source: str, bundle: str, detector: str | None, backend: str = 
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "settings": {"source": source, "bundle": bundle, "backend": backend, "detector": detector,
                      "max_frames": max_frames, "warmup_frames": warmup_frames, "threads": threads,
-                     "det_conf": det_conf, "det_size": det_size, "config": config, "enroll": enroll},
+                     "det_conf": det_conf, "det_size": det_size, "config": config,
+                     "enroll": enroll if not isinstance(enroll, list) else f"{len(enroll)} crops from --enroll-gt",
+                     "gt": gt, "target_id": target_id, "gt_frames": gt_frames, "enroll_gt": enroll_gt},
+        "ground_truth": ground_truth,
         "stages_ms": stages,
         "fps_end_to_end": summary.fps,
         "fps_from_total_mean": 1000.0 / total["mean_ms"] if total and total["mean_ms"] > 0 else None,
@@ -116,4 +146,8 @@ def follow_markdown(report: Dict[str, Any]) -> str:
     lines.append("")
     lines.append(f"End-to-end {report['fps_end_to_end']:.2f} FPS over {report['frames']} frames; states "
                  f"{report['states']}.")
+    if report.get("ground_truth"):
+        from edgereid.evaluation.follow_gt import follow_gt_markdown
+
+        lines += ["", follow_gt_markdown(report["ground_truth"]).rstrip()]
     return "\n".join(lines) + "\n"

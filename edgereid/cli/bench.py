@@ -4,6 +4,7 @@
                [--warmup N] [--iters N] [--threads N] [--out report.json]
     reid-bench --compare A B [...]           A, B = BUNDLE_DIR or BUNDLE_DIR:BACKEND, timed A B A B ...
     reid-bench follow --source VIDEO --bundle DIR [--detector MODEL] [--frames N] [--out report.json]
+                      [--gt gt.txt --target-id N [--gt-frames A-B] [--enroll-gt A-B:STEP]]
 """
 
 from __future__ import annotations
@@ -55,7 +56,12 @@ def build_follow_parser() -> ArgumentParser:
     p.add_argument("--det-size", type=int, default=None, help="detector input side for dynamic models")
     p.add_argument("--config", default=None, help="follow config INI (as reid-follow --config)")
     p.add_argument("--enroll", default=None, help="folder of crops of the person to follow (as reid-follow)")
-    p.add_argument("--out", help="JSON report; <stem>.md beside it")
+    p.add_argument("--gt", default=None, help="MOT gt.txt of the source: score the commanded box per frame")
+    p.add_argument("--target-id", type=int, default=None, help="the followed person's id in --gt")
+    p.add_argument("--gt-frames", default=None, metavar="A-B", help="0-based frames to score (default all)")
+    p.add_argument("--enroll-gt", default=None, metavar="A-B:STEP",
+                   help="enroll the target from its --gt boxes in these 0-based frames (instead of --enroll)")
+    p.add_argument("--out", help="JSON report; <stem>.md (and <stem>.png with --gt) beside it")
     p.add_argument("--no-tegrastats", action="store_true")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -87,7 +93,9 @@ def _follow_main(args: argparse.Namespace) -> int:
     report = bench_follow(args.source, args.bundle, args.detector, backend=args.backend, max_frames=args.frames,
                           warmup_frames=args.warmup_frames, threads=args.threads, det_conf=args.det_conf,
                           det_size=args.det_size, config=args.config, enroll=args.enroll,
-                          tegrastats=not args.no_tegrastats)
+                          tegrastats=not args.no_tegrastats, gt=args.gt, target_id=args.target_id,
+                          gt_frames=args.gt_frames, enroll_gt=args.enroll_gt,
+                          plot=str(out.with_suffix(".png")) if out is not None and args.gt else None)
     text = follow_markdown(report)
     print(text, end="")
     if out is not None:

@@ -2,11 +2,13 @@
 
     reid-eval --bundle DIR --data DIR [--format auto|market1501|cuhk03|folders]
               [--backend ort,ort-int8] [--out report.json]
+    reid-eval --bundle DIR --data DIR --similarity     store the similarity scale the follow lock uses
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Sequence
 
 from edgereid.cli.common import ArgumentParser, run_cli
@@ -24,6 +26,10 @@ def build_parser() -> ArgumentParser:
                         "(--reference) is evaluated too, for the loss column")
     p.add_argument("--reference", default="ort",
                    help="backend the loss is measured against (default ort = FP32 ONNX); 'none' skips it")
+    p.add_argument("--similarity", action="store_true",
+                   help="instead of rank-1/mAP: measure the embedder's genuine/impostor similarity scale on "
+                        "--data (identities it was not trained on) and store it in the bundle's manifest, "
+                        "where reid-follow derives its lock thresholds from it")
     p.add_argument("--out", help="write the JSON report here")
     p.add_argument("--query-cam", type=int, default=None, help="folders format: query camera (default 1)")
     p.add_argument("--gallery-cam", type=int, default=None, help="folders format: gallery camera (default 2)")
@@ -44,6 +50,8 @@ def _main(args: argparse.Namespace) -> int:
     from edgereid.evaluation.reid_eval import evaluate_bundle, format_table
 
     out = check_report_path(args.out)
+    if args.similarity:
+        return _similarity_main(args, out)
     report = evaluate_bundle(
         args.bundle,
         args.data,
@@ -60,6 +68,22 @@ def _main(args: argparse.Namespace) -> int:
     print(format_table(report))
     if out is not None:
         write_json(out, report)
+    return 0
+
+
+def _similarity_main(args: argparse.Namespace, out) -> int:
+    import json
+
+    from edgereid.benchmarks.report import write_json
+    from edgereid.evaluation.similarity import add_similarity_scale
+
+    block = add_similarity_scale(args.bundle, args.data, args.format, backend=args.backend.split(",")[0],
+                                 split_options={"query_cam": args.query_cam, "gallery_cam": args.gallery_cam,
+                                                "variant": args.cuhk03_variant})
+    print(json.dumps(block, indent=1))
+    print(f"wrote the similarity scale into {args.bundle}/manifest.json", file=sys.stderr)
+    if out is not None:
+        write_json(out, block)
     return 0
 
 

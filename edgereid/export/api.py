@@ -163,6 +163,9 @@ def export_bundle(
         parity = check_parity(src, model_path, crops, onnx)
         ctx = targets.ExportContext(tmp, model_path, model, src, precision, profile, crops, options)
         files, extra = add_files(ctx)
+        scale = measure_similarity_scale(src, model_path, crops)
+        if scale is not None:
+            extra = {**extra, "similarity": scale}
         files = {"onnx": "model.onnx", **files}
         write_manifest(tmp, build_manifest(src, model, target, precision, files, parity, extra))
     return Bundle.load(out)
@@ -175,6 +178,25 @@ def _check_out_parent(out: Path) -> None:
         probe = probe.parent
     if not probe.is_dir():
         raise InputError(f"--out {str(out)!r} cannot be created: {str(probe)!r} is a file, not a directory.")
+
+
+def measure_similarity_scale(src: source.ModelSource, model_path: Path, crops: CropSet | None) -> dict[str, Any] | None:
+    """The embedder's genuine/impostor similarity scale on the labelled hold-out identities (never used
+    for calibration), through model.onnx with the bundle's own post-processing; None when the
+    crops carry no identity labels (the lock then warns and uses strict fallback thresholds)."""
+    if crops is None or not crops.holdout_labels:
+        return None
+    from edgereid.evaluation.similarity import measure_bundle_similarity
+
+    runner = OnnxruntimeEmbedder(str(model_path), src.spec, providers=["CPUExecutionProvider"], l2=True,
+                                 flip_average=bool(src.postprocess.get("flip_average", False)))
+    labels = [int(pid) for pid, _ in crops.holdout_labels]
+    try:
+        with runner:
+            return measure_bundle_similarity(runner, crops.holdout, labels,
+                                             source=f"hold-out identities of {crops.source.get('path', 'the crops')}")
+    except InputError as exc:  # too few identities: say so in the manifest instead of a wrong scale
+        return {"schema": "edgereid.similarity/1", "unavailable": str(exc)}
 
 
 def check_parity(src: source.ModelSource, model_path: Path, crops: CropSet | None,

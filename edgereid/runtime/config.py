@@ -12,7 +12,7 @@ from __future__ import annotations
 import configparser
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from edgereid.errors import InputError
 
@@ -37,29 +37,54 @@ class GalleryConfig:
     """Gallery of the followed person's embeddings (see ``gallery.Gallery``)."""
 
     max_size: int = 16
+    max_anchors: int = 16
     similarity: str = "max_cosine"
-    update_threshold: float = 0.7
+    update_threshold: Optional[float] = None
     update_interval: int = 5
-    max_overlap_iou: float = 0.0
 
 
 @dataclass
 class LockConfig:
-    """Target lock state machine (see ``target_lock.TargetLock``)."""
+    """Target lock state machine (see ``target_lock.TargetLock``).
+
+    The similarity thresholds default to None: derived from the bundle's measured similarity
+    scale (``thresholds.derive_thresholds``); a number set here (or in the INI) wins.
+    """
 
     enroll_frames: int = 5
     enroll_center_band: float = 0.5
     enroll_min_height: float = 0.2
-    accept_threshold: float = 0.6
-    accept_margin: float = 0.1
-    accept_drop: float = 0.2
+    accept_threshold: Optional[float] = None
+    anchor_threshold: Optional[float] = None
+    accept_margin: Optional[float] = None
+    accept_drop: Optional[float] = None
     accept_frames: int = 3
-    reject_threshold: float = 0.45
-    reject_drop: float = 0.25
+    reject_threshold: Optional[float] = None
+    reject_drop: Optional[float] = None
     reject_frames: int = 1
+    evidence_frames: int = 3
+    stranger_margin: Optional[float] = None
+    jump_threshold: Optional[float] = None
+    sustained_drop: Optional[float] = None
+    sustained_frames: int = 10
+    max_strangers: int = 64
+    stranger_checks_per_frame: int = 1
+    block_bottom_entry: bool = True
     verify_interval: int = 1
     coast_frames: int = 5
     reenroll_timeout_s: float = 0.0
+
+
+@dataclass
+class QualityConfig:
+    """Crop quality gates (see ``quality.crop_quality``): which crops may enroll, re-acquire or
+    update the gallery. A crop failing one only lets an already locked track coast."""
+
+    border_margin: float = 0.01
+    min_height_px: float = 24.0
+    min_aspect: float = 1.2
+    max_aspect: float = 5.0
+    max_overlap_iou: float = 0.0
 
 
 @dataclass
@@ -94,6 +119,7 @@ class FollowConfig:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)
     lock: LockConfig = field(default_factory=LockConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     command: CommandConfig = field(default_factory=CommandConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
 
@@ -113,7 +139,7 @@ class FollowConfig:
                     raise InputError(
                         f"{where}: unknown key {key!r} in section [{section}]; valid keys: {sorted(known)}."
                     )
-                kwargs[key] = _coerce(value, type(getattr(current, key)), f"{where} [{section}] {key}")
+                kwargs[key] = _coerce(value, _field_kind(known[key]), f"{where} [{section}] {key}")
             out = replace(out, **{section: replace(current, **kwargs)})
         out.validate(where)
         return out
@@ -123,11 +149,17 @@ class FollowConfig:
         checks = [
             (0.0 <= self.tracker.low_score <= self.tracker.high_score <= 1.0,
              "tracker: need 0 <= low_score <= high_score <= 1"),
-            (self.gallery.max_size >= 1, "gallery.max_size must be >= 1"),
+            (self.gallery.max_size >= 1 and self.gallery.max_anchors >= 1,
+             "gallery.max_size and gallery.max_anchors must be >= 1"),
             (self.lock.enroll_frames >= 1, "lock.enroll_frames must be >= 1"),
             (self.lock.accept_frames >= 1, "lock.accept_frames must be >= 1"),
-            (self.lock.reject_threshold <= self.lock.accept_threshold,
+            (self.lock.reject_threshold is None or self.lock.accept_threshold is None
+             or self.lock.reject_threshold <= self.lock.accept_threshold,
              "lock.reject_threshold must be <= lock.accept_threshold"),
+            (self.lock.sustained_frames >= 1 and self.lock.max_strangers >= 1, "lock: sustained_frames and "
+             "max_strangers must be >= 1"),
+            (0.0 <= self.quality.border_margin < 0.5, "quality.border_margin must be in [0, 0.5)"),
+            (0 < self.quality.min_aspect <= self.quality.max_aspect, "quality: need 0 < min_aspect <= max_aspect"),
             (self.lock.verify_interval >= 1, "lock.verify_interval must be >= 1"),
             (self.command.max_speed >= 0 and self.command.max_yaw_rate >= 0, "command limits must be >= 0"),
             (0.0 <= self.command.smoothing < 1.0, "command.smoothing must be in [0, 1)"),
@@ -162,6 +194,15 @@ def _section(config: FollowConfig, name: str, where: str) -> Any:
     value = getattr(config, name)
     assert is_dataclass(value)
     return value
+
+
+def _field_kind(f: Any) -> type:
+    """The value type of a dataclass field (``Optional[float]`` -> float); annotations are strings here."""
+    text = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    for name, kind in (("bool", bool), ("int", int), ("float", float)):
+        if name in text:
+            return kind
+    return str
 
 
 def _coerce(value: Any, kind: type, where: str) -> Any:

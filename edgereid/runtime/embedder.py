@@ -56,6 +56,7 @@ class EmbedderRunner:
         self.name = name
         self.is_active = False
         self.inference_time: float | None = None
+        self.bundle: Bundle | None = None  # set by load_embedder: the manifest travels with the runner
 
     # -- lifecycle -------------------------------------------------------------------------
     def activate(self) -> EmbedderRunner:
@@ -239,6 +240,12 @@ def load_embedder(bundle: Bundle | str, backend: str = "auto", **options) -> Emb
             backend = "bpu"
         else:
             backend = "ort"
+    runner = _build_runner(bundle, backend, **options)
+    runner.bundle = bundle
+    return runner
+
+
+def _build_runner(bundle: Bundle, backend: str, **options) -> EmbedderRunner:
     if backend in _BACKENDS:
         return _BACKENDS[backend](bundle, **options)
     if backend in _LAZY_BACKENDS:

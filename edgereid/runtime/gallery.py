@@ -1,4 +1,9 @@
-"""The followed person's gallery: at most M embeddings, kept diverse.
+"""The followed person's gallery: fixed enrollment anchors plus at most M adaptive views, kept diverse.
+
+The anchors are the enrollment views and never change until the next enrollment. Adaptive views
+(learnt while LOCKED) help follow a person whose look changes as they walk; the target lock adds
+one only when it matches the *anchors* well enough to be accepted on its own, and re-acquisition
+is judged against the anchors alone, so no stranger can pull the gallery toward themselves.
 
 Similarity is a pluggable callable (norfair's ``reid_distance_function`` habit), resolved by
 name through a registry whose error lists the valid names. All embeddings are L2-normalised
@@ -56,23 +61,46 @@ class Gallery:
         similarity: a name from :data:`SIMILARITIES` or a callable ``(q (n,D), g (m,D)) -> (n,)``.
     """
 
-    def __init__(self, max_size: int = 16, similarity: Union[str, SimilarityFn] = "max_cosine") -> None:
-        if max_size < 1:
-            raise InputError(f"gallery max_size must be >= 1, received {max_size}.")
+    def __init__(self, max_size: int = 16, similarity: Union[str, SimilarityFn] = "max_cosine",
+                 max_anchors: int = 16) -> None:
+        if max_size < 1 or max_anchors < 1:
+            raise InputError(f"gallery max_size and max_anchors must be >= 1, received {max_size}, {max_anchors}.")
         self.max_size = int(max_size)
+        self.max_anchors = int(max_anchors)
         self.similarity_fn = get_similarity_by_name(similarity) if isinstance(similarity, str) else similarity
         self._items = np.zeros((0, 0), np.float32)
+        self._anchors = np.zeros((0, 0), np.float32)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._items) + len(self._anchors)
 
     @property
     def embeddings(self) -> np.ndarray:
-        """(m, D) copy of the stored embeddings."""
-        return self._items.copy()
+        """(m, D) copy of all stored embeddings, anchors first."""
+        if len(self._anchors) == 0:
+            return self._items.copy()
+        if len(self._items) == 0:
+            return self._anchors.copy()
+        return np.vstack([self._anchors, self._items])
+
+    @property
+    def anchors(self) -> np.ndarray:
+        """(a, D) copy of the enrollment anchors."""
+        return self._anchors.copy()
 
     def clear(self) -> None:
         self._items = np.zeros((0, 0), np.float32)
+        self._anchors = np.zeros((0, 0), np.float32)
+
+    def set_anchors(self, embeddings: np.ndarray) -> int:
+        """Replace everything with (n, D) enrollment views as anchors (the ``max_anchors`` most
+        diverse, by the same redundancy rule as :meth:`add`); returns how many were kept."""
+        self.clear()
+        pool = Gallery(self.max_anchors, self.similarity_fn)
+        for row in np.asarray(embeddings, np.float32).reshape(len(embeddings), -1):
+            pool.add(row)
+        self._anchors = pool._items.copy()
+        return len(self._anchors)
 
     def add(self, embedding: np.ndarray) -> bool:
         """Add one (D,) embedding; when full, drop the most redundant entry.
@@ -89,8 +117,9 @@ class Gallery:
         if norm <= 1e-6:
             return False
         vec = vec / norm
-        if len(self._items) and self._items.shape[1] != len(vec):
-            raise InputError(f"embedding has {len(vec)} dims, the gallery holds {self._items.shape[1]}-dim ones.")
+        held = self._items if len(self._items) else self._anchors
+        if len(held) and held.shape[1] != len(vec):
+            raise InputError(f"embedding has {len(vec)} dims, the gallery holds {held.shape[1]}-dim ones.")
         if len(self._items) < self.max_size:
             self._items = np.vstack([self._items.reshape(-1, len(vec)), vec[None]])
             return True
@@ -105,12 +134,20 @@ class Gallery:
         return True
 
     def similarity(self, embeddings: np.ndarray) -> np.ndarray:
-        """(n,) similarity of each (n, D) row to the gallery; NaN for non-finite rows or an empty gallery."""
+        """(n,) similarity of each (n, D) row to anchors and adaptive views; NaN for non-finite rows or
+        an empty gallery."""
+        return self._score(embeddings, self.embeddings)
+
+    def anchor_similarity(self, embeddings: np.ndarray) -> np.ndarray:
+        """(n,) similarity to the enrollment anchors alone (all views when no anchors were set)."""
+        return self._score(embeddings, self._anchors if len(self._anchors) else self._items)
+
+    def _score(self, embeddings: np.ndarray, reference: np.ndarray) -> np.ndarray:
         q = np.asarray(embeddings, np.float32).reshape(len(embeddings), -1)
         out = np.full(len(q), np.nan, np.float32)
-        if len(self._items) == 0 or len(q) == 0:
+        if len(reference) == 0 or len(q) == 0:
             return out
         finite = np.all(np.isfinite(q), axis=1)
         if finite.any():
-            out[finite] = self.similarity_fn(q[finite], self._items)
+            out[finite] = self.similarity_fn(q[finite], reference)
         return out

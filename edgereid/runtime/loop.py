@@ -58,11 +58,14 @@ class FollowLoop:
         frame_sink: called with (image, tracks, lock result, command, message) after each frame
             (``annotate.VideoRecorder`` / window); its errors are logged, never fatal.
         control: ``poll() -> list[str]`` of operator commands (``"enroll"``); see ``control.py``.
+        similarity_scale: the bundle manifest's ``similarity`` block: the lock derives the thresholds
+            the config leaves at None from it (``thresholds.py``); None = strict fallback.
     """
 
     def __init__(self, source: Any, detector: Any, embedder: Any, output: Any = None,
                  config: FollowConfig | None = None, realtime: bool = False,
-                 frame_sink: Optional[Callable[..., None]] = None, control: Any = None) -> None:
+                 frame_sink: Optional[Callable[..., None]] = None, control: Any = None,
+                 similarity_scale: Optional[Dict[str, Any]] = None) -> None:
         self.source = source
         self.detector = detector
         self.embedder = embedder
@@ -72,7 +75,8 @@ class FollowLoop:
         self.frame_sink = frame_sink
         self.control = control
         self.tracker = ByteTracker(self.config.tracker)
-        self.lock = TargetLock(self.config.lock, self.config.gallery)
+        self.lock = TargetLock(self.config.lock, self.config.gallery, quality_config=self.config.quality,
+                               similarity_scale=similarity_scale)
         self.mapper = CommandMapper(self.config.command)
         self.stats = LatencyStats()
         self.summary = FollowSummary()

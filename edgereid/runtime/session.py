@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
@@ -58,7 +58,7 @@ def run_follow(
     realtime: bool = False,
     record: Optional[str] = None,
     show: bool = False,
-    enroll: Union[str, Path, None] = None,
+    enroll: Union[str, Path, List[np.ndarray], None] = None,
     control_port: Optional[int] = None,
     max_frames: Optional[int] = None,
 ) -> FollowSummary:
@@ -77,7 +77,8 @@ def run_follow(
         realtime: pace a file source to its fps and enforce the latency budget.
         record: path of an annotated .mp4 to write.
         show: open a window (needs an OpenCV with GUI).
-        enroll: folder of crops of the person to follow (skips automatic enrollment).
+        enroll: folder of crops of the person to follow, or a list of BGR crops (skips automatic
+            enrollment).
         control_port: UDP port for operator commands (``enroll``), None = none.
         max_frames: stop after this many processed frames.
     """
@@ -94,7 +95,11 @@ def run_follow(
     opened: List[Any] = []
     try:
         embedder = bundle if isinstance(bundle, EmbedderRunner) else load_embedder(bundle, backend=backend)
-        enroll_crops = read_enroll_crops(enroll) if enroll is not None else None
+        enroll_crops = None
+        if isinstance(enroll, (list, tuple)):  # crops already in memory (reid-bench follow --enroll-gt)
+            enroll_crops = list(enroll)
+        elif enroll is not None:
+            enroll_crops = read_enroll_crops(enroll)
         # the source before the detector (whose load may warn or be slow); the output last, so
         # no log file is created when an earlier part is refused
         src = source if hasattr(source, "capture") else open_source(source, width, height, fps, realtime)
@@ -110,18 +115,28 @@ def run_follow(
         recorder = VideoRecorder(record, getattr(src, "fps", 0.0) or fps or 10.0) if record else None
         opened.append(recorder)
         sinks = FanOut(recorder, window) if (recorder or window) else None
-        loop = FollowLoop(src, det, embedder, out, config, realtime=realtime, frame_sink=sinks, control=control)
+        loop = FollowLoop(src, det, embedder, out, config, realtime=realtime, frame_sink=sinks, control=control,
+                          similarity_scale=_similarity_scale(embedder))
         if not embedder.is_active:  # a runner the caller activated stays active after the run
             embedder.activate()
             opened.append(_Deactivate(embedder))
         if enroll_crops is not None:
             loop.lock.enroll_embeddings(embedder.embed(enroll_crops))
-            log.info("enrolled %d crops from %s; searching for that person", len(enroll_crops), enroll)
+            log.info("enrolled %d crops from %s; searching for that person", len(enroll_crops),
+                     "memory" if isinstance(enroll, (list, tuple)) else enroll)
         summary = loop.run(max_frames=max_frames)
     finally:
         for part in reversed(opened):
             _close_quietly(part)
     return summary
+
+
+def _similarity_scale(embedder: Any) -> Optional[Dict[str, Any]]:
+    """The bundle's measured similarity scale (manifest ``similarity``), or None."""
+    bundle = getattr(embedder, "bundle", None)
+    manifest = getattr(bundle, "manifest", None)
+    block = getattr(manifest, "extra", {}).get("similarity") if manifest is not None else None
+    return block if isinstance(block, dict) and "impostor" in block else None
 
 
 def _open_output(spec: Any) -> Any:

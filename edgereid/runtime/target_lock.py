@@ -3,29 +3,46 @@
 States (:class:`LockState`) and the only transitions there are::
 
     SEARCHING --candidate in front--> ENROLLING --stable K frames--> LOCKED
-    LOCKED --missing > coast frames, or appearance contradicts the gallery--> LOST
-    LOST --one candidate above threshold AND ahead of the runner-up, N frames in a row--> LOCKED
+    LOCKED --missing > coast frames, or the evidence says it is someone else--> LOST
+    LOST --one good crop matches the anchors, beats the runner-up and every known stranger,
+           N frames in a row--> LOCKED
     any --explicit enrollment command (or opt-in re-enroll timeout while LOST)--> SEARCHING
 
-LOST never adopts someone new by itself: leaving LOST needs a match to the enrolled gallery. A
-gallery given up-front (``--enroll DIR``) starts the lock in LOST: the target is known, not yet
-seen. Per frame the loop asks :meth:`TargetLock.needs_embedding` which tracked boxes need an
-appearance check (only those are cropped and embedded, in one batch), then calls
-:meth:`TargetLock.update` with their embeddings (rows not embedded are NaN).
+The promise: after the target is gone the car stays stopped; it never follows someone else.
+What keeps it (each a tested gate; thresholds from the bundle's similarity scale, ``thresholds.py``):
+
+* **anchored gallery** - enrollment views are fixed anchors; a view is learnt only when it matches
+  the anchors on its own, and re-acquisition is judged against the anchors alone (``gallery.py``);
+* **crop quality** - border-cut, tiny, head-only or overlapping crops never enroll, re-acquire or
+  teach the gallery (``quality.py``); a locked track may coast on them;
+* **negative evidence** - people seen beside the verified target, whoever took over its track, and
+  candidates clearly rejected while LOST are known strangers; a candidate must be nearer the
+  anchors than every one of them by ``stranger_margin`` (``strangers.py``), and a locked target
+  that looks more like a known stranger than like itself is lost;
+* **swaps inside a track** - below ``reject_threshold``, a fall of ``reject_drop`` below the
+  target's own typical level, a smaller fall held ``sustained_frames`` checks, or a jump between
+  consecutive good crops of the track ends the lock;
+* **plausibility** - a track born at the bottom image edge came from behind the car; while the
+  target was last seen walking away in front, it is never re-acquired (``block_bottom_entry``).
+
+Per frame the loop asks :meth:`TargetLock.needs_embedding` which boxes to embed (in one batch),
+then calls :meth:`TargetLock.update` with their embeddings (rows not embedded are NaN).
 """
 
 from __future__ import annotations
 
-import collections
 import enum
 from dataclasses import dataclass
-from typing import Deque, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from edgereid.detections import Detections, box_iou_batch
-from edgereid.runtime.config import GalleryConfig, LockConfig
+from edgereid.runtime.config import GalleryConfig, LockConfig, QualityConfig
 from edgereid.runtime.gallery import Gallery, SimilarityFn
+from edgereid.runtime.lock_evidence import LockEvidence
+from edgereid.runtime.quality import crop_quality, touches_bottom
+from edgereid.runtime.thresholds import resolve_lock_configs
 
 
 class LockState(enum.Enum):
@@ -59,25 +76,30 @@ class LockResult:
 
 
 class TargetLock:
-    """The lock state machine (knobs and their trade-offs: ``follow_defaults.ini`` [lock], [gallery]).
+    """The lock state machine (knobs and their trade-offs: ``follow_defaults.ini`` [lock], [gallery], [quality]).
 
     Args:
-        config: lock thresholds.
+        config: lock thresholds; similarity thresholds left at None come from ``similarity_scale``.
         gallery_config: gallery size, similarity and update rule.
         similarity: a custom ``(queries (n, D), gallery (m, D)) -> (n,)`` similarity (higher = more
             alike) instead of the named one in ``gallery_config`` (norfair's pluggable-distance habit).
+        quality_config: crop quality gates.
+        similarity_scale: the bundle manifest's ``similarity`` block (None = strict fallback).
     """
 
     def __init__(self, config: LockConfig | None = None, gallery_config: GalleryConfig | None = None,
-                 similarity: SimilarityFn | None = None) -> None:
-        self.config = config or LockConfig()
-        self.gallery_config = gallery_config or GalleryConfig()
-        self.gallery = Gallery(self.gallery_config.max_size, similarity or self.gallery_config.similarity)
+                 similarity: SimilarityFn | None = None, quality_config: QualityConfig | None = None,
+                 similarity_scale: Optional[dict] = None) -> None:
+        self.config, self.gallery_config = resolve_lock_configs(config or LockConfig(),
+                                                                gallery_config or GalleryConfig(), similarity_scale)
+        self.quality = quality_config or QualityConfig()
+        self.gallery = Gallery(self.gallery_config.max_size, similarity or self.gallery_config.similarity,
+                               self.gallery_config.max_anchors)
+        self.evidence = LockEvidence(self.config, self.quality)
+        self.strangers = self.evidence.strangers
         self.state = LockState.SEARCHING
         self.target_id: Optional[int] = None
         self.enroll_height: Optional[float] = None
-        self._strangers: Dict[int, float] = {}  # track id -> target's similarity level when it took over
-        self._history: Deque[float] = collections.deque(maxlen=50)  # target's verified similarities
         self._reset_counters()
 
     def _reset_counters(self) -> None:
@@ -93,24 +115,23 @@ class TargetLock:
         self._lost_since: Optional[float] = None
         self._last_box: Optional[np.ndarray] = None
         self._last_similarity: Optional[float] = None
-        self._level: Optional[float] = None  # running level of the target's similarity while LOCKED
+        if hasattr(self, "evidence"):
+            self.evidence.new_track()
 
     # -- commands ----------------------------------------------------------------------------
     def request_enrollment(self) -> None:
         """Forget the target and enroll whoever stands in front next (an explicit operator command)."""
         self.gallery.clear()
+        self.evidence.clear()
         self.state = LockState.SEARCHING
         self.target_id = None
         self.enroll_height = None
-        self._strangers.clear()
-        self._history.clear()
         self._reset_counters()
 
     def enroll_embeddings(self, embeddings: np.ndarray) -> None:
         """Pre-enroll from (n, D) embeddings of the person's crops (``--enroll DIR``); state -> LOST."""
         self.request_enrollment()
-        for row in np.asarray(embeddings, np.float32).reshape(len(embeddings), -1):
-            self.gallery.add(row)
+        self.gallery.set_anchors(np.asarray(embeddings, np.float32).reshape(len(embeddings), -1))
         if len(self.gallery):
             self.state = LockState.LOST
 
@@ -120,17 +141,22 @@ class TargetLock:
         mask = np.zeros(len(tracks), bool)
         if len(tracks) == 0:
             return mask
+        good, _ = crop_quality(tracks, frame_size, self.quality)
         if self.state in (LockState.SEARCHING, LockState.ENROLLING):
             row = self._enrollment_candidate(tracks, frame_size)
-            if row is not None:
+            if row is not None and good[row]:
                 mask[row] = True
         elif self.state is LockState.LOST:
-            mask[:] = True
+            mask[:] = True  # good crops may re-acquire; every crop counts as a runner-up
         else:
             row = self._row_of(tracks, self.target_id)
+            if row is None:
+                return mask
             due = self._since_verify + 1 >= self.config.verify_interval
-            if row is not None and (due or self._overlap(tracks, row) > 0):
+            if due or self._missed > 0 or _overlap(tracks, row) > 0:
                 mask[row] = True
+            for other in self.evidence.stranger_samples(tracks, row, good):
+                mask[other] = True
         return mask
 
     def update(self, tracks: Detections, frame_size: Tuple[int, int], now: float = 0.0,
@@ -144,28 +170,30 @@ class TargetLock:
             now: a timestamp in seconds (for the opt-in re-enroll timeout).
             predicted: track id -> predicted xyxy box of coasting tracks (``ByteTracker.predicted_boxes``).
         """
-        sims = self._similarities(tracks)
+        self.evidence.note_births(tracks, frame_size)
+        good, _ = crop_quality(tracks, frame_size, self.quality)
         if self.state is LockState.SEARCHING:
-            return self._search_phase(tracks, frame_size)
+            return self._search_phase(tracks, frame_size, good)
         if self.state is LockState.ENROLLING:
-            return self._enroll_phase(tracks, frame_size)
+            return self._enroll_phase(tracks, frame_size, good)
         if self.state is LockState.LOCKED:
-            result = self._follow_phase(tracks, sims, predicted or {})
+            result = self._follow_phase(tracks, frame_size, good, predicted or {})
             if self.state is LockState.LOST:
                 self._lost_since = now  # the re-enroll timeout counts from here
             return result
-        return self._reacquire_phase(tracks, sims, now)
+        return self._reacquire_phase(tracks, good, now)
 
     # -- phases ------------------------------------------------------------------------------
-    def _search_phase(self, tracks: Detections, frame_size: Tuple[int, int]) -> LockResult:
+    def _search_phase(self, tracks: Detections, frame_size: Tuple[int, int], good: np.ndarray) -> LockResult:
         row = self._enrollment_candidate(tracks, frame_size)
         if row is None:
             return LockResult(LockState.SEARCHING)
         self.state = LockState.ENROLLING
         self._start_candidate(tracks, row)
-        return self._enroll_phase(tracks, frame_size, first=True)
+        return self._enroll_phase(tracks, frame_size, good, first=True)
 
-    def _enroll_phase(self, tracks: Detections, frame_size: Tuple[int, int], first: bool = False) -> LockResult:
+    def _enroll_phase(self, tracks: Detections, frame_size: Tuple[int, int], good: np.ndarray,
+                      first: bool = False) -> LockResult:
         row = self._enrollment_candidate(tracks, frame_size)
         if row is None or (int(tracks.track_ids[row]) != self._candidate
                            and self._row_of(tracks, self._candidate) is None):
@@ -181,24 +209,23 @@ class TargetLock:
             self._start_candidate(tracks, row)  # someone else is now in front: start over
         elif not first:
             self._enroll_heights.append(float(tracks.heights[row]))
-        embedding = self._embedding(tracks, row)
-        if embedding is not None and self._overlap(tracks, row) <= self.gallery_config.max_overlap_iou:
+        embedding = _embedding(tracks, row)
+        if embedding is not None and good[row]:
             self._enroll_embeddings.append(embedding)
             self._enroll_embeddings = self._enroll_embeddings[-self.config.enroll_frames:]
         box = tracks.xyxy[row].copy()
         if len(self._enroll_heights) < self.config.enroll_frames or not self._enroll_embeddings:
             return LockResult(LockState.ENROLLING, self._candidate, box)
-        self.gallery.clear()
-        for emb in self._enroll_embeddings:
-            self.gallery.add(emb)
+        self.gallery.set_anchors(np.stack(self._enroll_embeddings))
         self.enroll_height = float(np.median(self._enroll_heights))
         target = self._candidate
         self._reset_counters()
         similarity = None if embedding is None else float(self.gallery.similarity(embedding[None])[0])
-        self._lock_on(target, box, similarity)
+        self._lock_on(target, box, similarity, frame_size)
         return self._result(event=f"enrolled track {target}")
 
-    def _follow_phase(self, tracks: Detections, sims: np.ndarray, predicted: Dict[int, np.ndarray]) -> LockResult:
+    def _follow_phase(self, tracks: Detections, frame_size: Tuple[int, int], good: np.ndarray,
+                      predicted: Dict[int, np.ndarray]) -> LockResult:
         row = self._row_of(tracks, self.target_id)
         if row is None:
             self._missed += 1
@@ -207,95 +234,106 @@ class TargetLock:
             box = predicted.get(self.target_id, self._last_box)
             self._last_box = None if box is None else np.asarray(box, np.float32).copy()
             return self._result(coasting=True)
+        rematched = self._missed > 0  # the tracker matched the track again after a gap: a swap chance
         self._missed = 0
         self._last_box = tracks.xyxy[row].copy()
         self._since_verify += 1
         self._since_update += 1
-        sim = sims[row]
-        if not np.isfinite(sim):
+        embedding = _embedding(tracks, row)
+        if embedding is None:
             return self._result()
         self._since_verify = 0
-        self._last_similarity = float(sim)
-        overlap = self._overlap(tracks, row)
-        # absolute floor, or a sudden drop below the target's own running level (an id swap in the
-        # tracker hands the track to someone else: similarity falls from ~0.9 to a stranger's level)
-        dropped = self._level is not None and sim < self._level - self.config.reject_drop
-        contradicts = sim < self.config.reject_threshold or dropped
-        self._rejects = self._rejects + 1 if contradicts else 0
-        needed = 1 if overlap > 0 else self.config.reject_frames  # a crossing is when ids swap
-        if self._rejects >= needed:
-            self._strangers[int(self.target_id)] = self._level if self._level is not None else float(sim)
-            while len(self._strangers) > 16:  # bounded: oldest first
-                self._strangers.pop(next(iter(self._strangers)))
-            return self._lose(f"appearance contradicts the gallery (similarity {sim:.2f})")
-        self._level = float(sim) if self._level is None else 0.7 * self._level + 0.3 * float(sim)
-        if overlap <= self.gallery_config.max_overlap_iou:
-            self._history.append(float(sim))
-        if (sim >= self.gallery_config.update_threshold and overlap <= self.gallery_config.max_overlap_iou
-                and self._since_update >= self.gallery_config.update_interval):
-            embedding = self._embedding(tracks, row)
-            if embedding is not None and self.gallery.add(embedding):
-                self._since_update = 0
+        sims = self.gallery.similarity(embedding[None])
+        sim, anchor_sim = float(sims[0]), float(self.gallery.anchor_similarity(embedding[None])[0])
+        self._last_similarity = sim
+        overlap = _overlap(tracks, row)
+        # a bad crop (overlapping, cut, tiny) mixes appearances: only the absolute floor counts there
+        # the floor holds for the anchors too: learnt views cannot carry the lock off to someone else
+        why, strong = (self.evidence.contradiction(embedding, sim, anchor_sim) if good[row]
+                       else (self.evidence.below_floor(sim, anchor_sim), True))
+        self._rejects = self._rejects + 1 if why else 0
+        if strong:  # the floor or a jump: at once while overlapping or just re-matched (when swaps happen)
+            needed = 1 if (overlap > 0 or rematched) else self.config.reject_frames
+        else:  # relative evidence (a known stranger, a drop) must hold for a few checks
+            needed = max(self.config.reject_frames, self.config.evidence_frames)
+        if why is not None and self._rejects >= needed:
+            self.evidence.took_over(int(self.target_id), embedding if good[row] else None)
+            return self._lose(why)
+        if why is not None:
+            return self._result()
+        self.evidence.record(sim, embedding, bool(good[row]))
+        if self.evidence.sustained_drop():
+            return self._lose(f"similarity held at {self.evidence.recent_level():.2f}, a step below the target's "
+                              f"level for {self.config.sustained_frames} checks")
+        self.evidence.target_in_front = not touches_bottom(self._last_box, frame_size[1], self.quality)
+        if good[row]:
+            if (anchor_sim >= self.gallery_config.update_threshold
+                    and self._since_update >= self.gallery_config.update_interval
+                    and float(self.strangers.similarity(embedding[None])[0]) + self.config.stranger_margin <= sim):
+                if self.gallery.add(embedding):
+                    self._since_update = 0
+        self.evidence.bank_bystanders(tracks, row, good)
         return self._result()
 
-    def _reacquire_phase(self, tracks: Detections, sims: np.ndarray, now: float) -> LockResult:
+    def _reacquire_phase(self, tracks: Detections, good: np.ndarray, now: float) -> LockResult:
         if self._lost_since is None:
             self._lost_since = now
         timeout = self.config.reenroll_timeout_s
         if timeout > 0 and now - self._lost_since >= timeout:
             self.request_enrollment()
             return LockResult(LockState.SEARCHING, event=f"re-enrollment after {timeout:g} s lost")
-        finite = np.flatnonzero(np.isfinite(sims) & ~self._is_stranger(tracks, sims))
-        if len(finite) == 0:
-            self._accept_id, self._accepts = None, 0
-            return LockResult(LockState.LOST)
-        order = finite[np.argsort(-sims[finite])]
-        best = int(order[0])
-        runner_up = float(sims[order[1]]) if len(order) > 1 else -1.0
-        best_sim = float(sims[best])
-        if best_sim >= self.accept_floor() and best_sim - runner_up >= self.config.accept_margin:
+        emb = tracks.embeddings if tracks.embeddings is not None else np.full((len(tracks), 1), np.nan, np.float32)
+        sims = self.gallery.similarity(emb) if len(tracks) else np.zeros(0, np.float32)
+        anchor = self.gallery.anchor_similarity(emb) if len(tracks) else np.zeros(0, np.float32)
+        stranger = self.strangers.similarity(emb) if len(tracks) else np.zeros(0, np.float32)
+        measured = np.flatnonzero(np.isfinite(sims))
+        eligible = [r for r in measured
+                    if good[r] and self.evidence.plausible(int(tracks.track_ids[r]), float(sims[r]))]
+        best_sim, best = None, None
+        if eligible:
+            best = max(eligible, key=lambda r: float(sims[r]))
+            best_sim = float(sims[best])
+            runner_up = max([float(sims[r]) for r in measured if r != best], default=-1.0)
+            passes = (best_sim >= self.accept_floor() and float(anchor[best]) >= self.config.anchor_threshold
+                      and best_sim - runner_up >= self.config.accept_margin
+                      and best_sim - float(stranger[best]) >= self.config.stranger_margin)
             track_id = int(tracks.track_ids[best])
-            self._accepts = self._accepts + 1 if track_id == self._accept_id else 1
-            self._accept_id = track_id
+            if passes:
+                self._accepts = self._accepts + 1 if track_id == self._accept_id else 1
+                self._accept_id = track_id
+            else:
+                self._accept_id, self._accepts = None, 0
         else:
             self._accept_id, self._accepts = None, 0
-        if self._accepts < self.config.accept_frames:
+        self.evidence.bank_rejected(tracks, good, sims, self._accept_id)
+        if best is None or self._accepts < self.config.accept_frames:
             return LockResult(LockState.LOST, self._accept_id, None, best_sim)
         box = tracks.xyxy[best].copy()
         if self.enroll_height is None:
             self.enroll_height = float(tracks.heights[best])
         track_id = self._accept_id
         self._reset_counters()
-        self._lock_on(track_id, box, best_sim)
+        self._lock_on(track_id, box, best_sim, None)
+        self.evidence.last_good = _embedding(tracks, best)
         return self._result(event=f"re-acquired as track {track_id} (similarity {best_sim:.2f})")
 
-    # -- helpers -------------------------------------------------------------------------------
     def accept_floor(self) -> float:
-        """Similarity a candidate needs to be re-acquired: ``accept_threshold``, raised to the target's
-        typical similarity while it was followed (median of the last 50 unoccluded checks) minus
-        ``accept_drop``. The typical level says what "looks like the target" means for this model and
-        this person; strangers in the same scene stay well below it."""
+        """Gallery similarity a candidate needs to be re-acquired: ``accept_threshold``, raised to the
+        target's typical similarity while it was followed minus ``accept_drop`` (its anchor
+        similarity must also reach ``anchor_threshold``)."""
+        typical = self.evidence.typical()
         floor = self.config.accept_threshold
-        if self._history:
-            floor = max(floor, float(np.median(np.asarray(self._history))) - self.config.accept_drop)
-        return floor
+        return floor if typical is None else max(floor, typical - self.config.accept_drop)
 
-    def _is_stranger(self, tracks: Detections, sims: np.ndarray) -> np.ndarray:
-        """(n,) bool: tracks that already contradicted the gallery (the tracker handed the target's
-        track to them) and do not look like the target did before; never re-acquired."""
-        out = np.zeros(len(tracks), bool)
-        if not self._strangers or tracks.track_ids is None:
-            return out
-        for row, track_id in enumerate(tracks.track_ids):
-            level = self._strangers.get(int(track_id))
-            out[row] = level is not None and not sims[row] >= level - self.config.reject_drop
-        return out
-
-    def _lock_on(self, track_id: Optional[int], box: np.ndarray, similarity: Optional[float]) -> None:
+    # -- helpers -------------------------------------------------------------------------------
+    def _lock_on(self, track_id: Optional[int], box: np.ndarray, similarity: Optional[float],
+                 frame_size: Optional[Tuple[int, int]]) -> None:
         self.state = LockState.LOCKED
         self.target_id = track_id
         self._last_box = box
         self._last_similarity = similarity
+        if frame_size is not None:
+            self.evidence.target_in_front = not touches_bottom(box, frame_size[1], self.quality)
 
     def _lose(self, why: str) -> LockResult:
         self.state = LockState.LOST
@@ -311,11 +349,6 @@ class TargetLock:
     def _result(self, coasting: bool = False, event: Optional[str] = None) -> LockResult:
         return LockResult(self.state, self.target_id, self._last_box, self._last_similarity, coasting,
                           self.enroll_height, event)
-
-    def _similarities(self, tracks: Detections) -> np.ndarray:
-        if tracks.embeddings is None or len(tracks) == 0:
-            return np.full(len(tracks), np.nan, np.float32)
-        return self.gallery.similarity(tracks.embeddings)
 
     def _enrollment_candidate(self, tracks: Detections, frame_size: Tuple[int, int]) -> Optional[int]:
         """Row of the largest person whose centre is in the central band and who is tall enough."""
@@ -338,18 +371,21 @@ class TargetLock:
         rows = np.flatnonzero(tracks.track_ids == track_id)
         return int(rows[0]) if len(rows) else None
 
-    @staticmethod
-    def _overlap(tracks: Detections, row: int) -> float:
-        """Largest IoU between box ``row`` and any other tracked box (0 when alone)."""
-        if len(tracks) < 2:
-            return 0.0
-        iou = box_iou_batch(tracks.xyxy[row : row + 1], tracks.xyxy)[0]
-        iou[row] = 0.0
-        return float(iou.max())
 
-    @staticmethod
-    def _embedding(tracks: Detections, row: int) -> Optional[np.ndarray]:
-        if tracks.embeddings is None:
-            return None
-        emb = tracks.embeddings[row]
-        return emb.copy() if np.all(np.isfinite(emb)) else None
+def _overlap(tracks: Detections, row: int) -> float:
+    """Largest IoU between box ``row`` and any other tracked box (0 when alone)."""
+    if len(tracks) < 2:
+        return 0.0
+    iou = box_iou_batch(tracks.xyxy[row : row + 1], tracks.xyxy)[0]
+    iou[row] = 0.0
+    return float(iou.max())
+
+
+def _embedding(tracks: Detections, row: int) -> Optional[np.ndarray]:
+    if tracks.embeddings is None:
+        return None
+    emb = np.asarray(tracks.embeddings[row], np.float32)
+    if not np.all(np.isfinite(emb)):
+        return None
+    norm = float(np.linalg.norm(emb))
+    return emb / norm if norm > 1e-6 else None

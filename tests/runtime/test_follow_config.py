@@ -17,7 +17,11 @@ def test_defaults_file_documents_exactly_the_dataclass_defaults():
     defaults = FollowConfig().to_dict()
     assert sorted(from_file) == sorted(defaults)
     for section, values in defaults.items():
-        assert sorted(from_file[section]) == sorted(values), section
+        # None = derived from the bundle's similarity scale: documented as a commented line
+        assert sorted(from_file[section]) == sorted(k for k, v in values.items() if v is not None), section
+        text = DEFAULTS_FILE.read_text()
+        for key in (k for k, v in values.items() if v is None):
+            assert f"# {key} = " in text, key
     assert load_config(DEFAULTS_FILE) == FollowConfig()
 
 
@@ -28,7 +32,11 @@ def test_partial_ini_overrides_only_its_keys(tmp_path):
     assert cfg.lock.accept_frames == 5
     assert cfg.command.max_speed == 0.4
     assert cfg.command.allow_reverse is True
-    assert cfg.lock.accept_threshold == FollowConfig().lock.accept_threshold
+    assert cfg.lock.accept_threshold is None  # still derived from the bundle
+    pinned = tmp_path / "pinned.ini"
+    pinned.write_text("[lock]\naccept_threshold = 0.8\n[gallery]\nupdate_threshold = 0.7\n")
+    cfg = load_config(pinned)
+    assert (cfg.lock.accept_threshold, cfg.gallery.update_threshold) == (0.8, 0.7)
 
 
 @pytest.mark.parametrize(
@@ -37,7 +45,8 @@ def test_partial_ini_overrides_only_its_keys(tmp_path):
         ("[lock]\nacept_frames = 5\n", "unknown key 'acept_frames'"),
         ("[locks]\naccept_frames = 5\n", "unknown section [locks]"),
         ("[lock]\naccept_frames = many\n", "expected a int"),
-        ("[lock]\nreject_threshold = 0.9\n", "reject_threshold must be <= lock.accept_threshold"),
+        ("[lock]\nreject_threshold = 0.9\naccept_threshold = 0.8\n",
+         "reject_threshold must be <= lock.accept_threshold"),
         ("[command]\nsmoothing = 1.0\n", "smoothing must be in [0, 1)"),
         ("no section header\n", "not a valid INI"),
     ],

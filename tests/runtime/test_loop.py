@@ -143,7 +143,14 @@ def test_enrolls_locks_and_messages_follow_the_schema():
 def test_only_the_crops_that_need_a_check_are_embedded():
     embedder = FakeEmbedder()
     run(FakeSource(20), embedder=embedder)
-    assert max(embedder.crops_seen) == 1  # enrollment candidate, then the target: never the bystander
+    # the enrollment candidate alone while enrolling; then the target and at most one bystander per
+    # frame (stranger_checks_per_frame: people beside the target are learnt as known strangers)
+    assert embedder.crops_seen[:4] == [1, 1, 1, 1]
+    assert max(embedder.crops_seen) == 2
+    quiet = FakeEmbedder()
+    config = FollowConfig().with_overrides({"lock": {"stranger_checks_per_frame": 0}})
+    run(FakeSource(20), embedder=quiet, config=config)
+    assert max(quiet.crops_seen) == 1  # never the bystander
 
 
 def _stops(messages, fragment):
@@ -200,7 +207,8 @@ def test_memory_stays_flat_over_a_long_run():
     tracemalloc.stop()
     growth = sum(s.size_diff for s in after.compare_to(before, "filename"))
     assert growth < 64 * 1024, growth
-    assert len(loop.lock.gallery) <= loop.config.gallery.max_size
+    assert len(loop.lock.gallery) <= loop.config.gallery.max_size + loop.config.gallery.max_anchors
+    assert len(loop.lock.strangers) <= loop.config.lock.max_strangers
 
 
 def test_udp_enroll_command_restarts_enrollment_and_garbage_is_ignored():
