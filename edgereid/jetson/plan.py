@@ -10,6 +10,12 @@ Modes:
     int8-qdq    explicit INT8 from model.int8.qdq.onnx (scales inside the model).
     dla0/dla1   DLA core 0/1 with GPU fallback; INT8 from calib.cache when the bundle has one
                 (DLA cannot read QDQ), else FP16. Needs a static batch.
+
+Shapes: an ONNX input with a static batch takes no shape flags and no optimization profile.
+trtexec 8.5 refuses ``--shapes``/``--minShapes``/... for a static model ("Static model does not
+take explicit shapes", NVIDIA/TensorRT release/8.5 samples/common/sampleEngines.cpp,
+setupNetworkAndConfig), and only adds a profile when some input is dynamic; the API builder
+follows the same rule.
 """
 
 from __future__ import annotations
@@ -72,6 +78,7 @@ class EnginePlan:
         calib_cache: bundle-relative calibration cache (implicit INT8), or None.
         dla_core: DLA core or None for the GPU.
         gpu_fallback: let layers DLA cannot run fall back to the GPU.
+        dynamic: the ONNX input's batch axis is symbolic (needs shape flags and a profile).
     """
 
     mode: str
@@ -86,7 +93,17 @@ class EnginePlan:
     dla_core: int | None = None
     gpu_fallback: bool = False
     workspace_mib: int = WORKSPACE_MIB
+    dynamic: bool | None = None
     notes: List[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.dynamic is None:  # None means: the ONNX batch axis is dynamic iff the profile is
+            object.__setattr__(self, "dynamic", not self.profile.static)
+        if not self.dynamic and not self.profile.static:
+            raise InputError(
+                f"the ONNX input {self.input_name!r} has a static batch, but the profile is "
+                f"{self.profile.min}:{self.profile.opt}:{self.profile.max}; re-export with --dynamic-batch."
+            )
 
     def shape(self, batch: int) -> Shape:
         return (batch, *self.chw)
@@ -100,7 +117,7 @@ class EnginePlan:
     @property
     def needs_calibration_profile(self) -> bool:
         """A dynamic-batch implicit-INT8 build also needs a calibration profile (TensorRT 8.5)."""
-        return self.calib_cache is not None and not self.profile.static
+        return self.calib_cache is not None and bool(self.dynamic)
 
     @property
     def builder_flags(self) -> List[str]:
@@ -121,8 +138,11 @@ def plan_engine(
     chw: Sequence[int],
     profile: BatchProfile,
     files: Dict[str, str],
+    dynamic: bool | None = None,
 ) -> EnginePlan:
     """The plan of one build mode for a bundle with ``files`` (role -> relative path).
+
+    ``dynamic``: whether the ONNX input's batch axis is symbolic; None: dynamic iff the profile is.
 
     Raises:
         InputError: unknown mode, a mode whose file the bundle lacks, DLA with a dynamic batch.
@@ -133,16 +153,17 @@ def plan_engine(
     onnx = files.get("onnx", "model.onnx")
     cache = files.get("calib_cache")
     if mode == "fp16":
-        return EnginePlan(mode, onnx, "model.fp16.engine", input_name, chw, profile)
+        return EnginePlan(mode, onnx, "model.fp16.engine", input_name, chw, profile, dynamic=dynamic)
     if mode == "int8-cache":
         if cache is None:
             raise InputError("mode int8-cache needs a calibration cache: export with --int8.")
-        return EnginePlan(mode, onnx, "model.int8.engine", input_name, chw, profile, int8=True, calib_cache=cache)
+        return EnginePlan(mode, onnx, "model.int8.engine", input_name, chw, profile, int8=True, calib_cache=cache,
+                          dynamic=dynamic)
     if mode == "int8-qdq":
         qdq = files.get("onnx_int8_qdq")
         if qdq is None:
             raise InputError("mode int8-qdq needs the QDQ model: export with --target xavier --int8.")
-        return EnginePlan(mode, qdq, "model.int8qdq.engine", input_name, chw, profile, int8=True)
+        return EnginePlan(mode, qdq, "model.int8qdq.engine", input_name, chw, profile, int8=True, dynamic=dynamic)
     core = int(mode[-1])
     if not profile.static:
         raise InputError(
@@ -151,7 +172,7 @@ def plan_engine(
         )
     return EnginePlan(
         mode, onnx, f"model.dla{core}.engine", input_name, chw, profile,
-        int8=cache is not None, calib_cache=cache, dla_core=core, gpu_fallback=True,
+        int8=cache is not None, calib_cache=cache, dla_core=core, gpu_fallback=True, dynamic=dynamic,
     )
 
 
@@ -161,6 +182,7 @@ def plans_for_bundle(manifest: Any, modes: Sequence[str] | None = None) -> List[
     profile = BatchProfile(**trt.get("profile", {"min": 1, "opt": 1, "max": 1}))
     inp = manifest.inputs[0]
     chw = tuple(int(d) for d in inp["shape"][1:])
+    dynamic = not isinstance(inp["shape"][0], int) or int(inp["shape"][0]) < 1  # "batch", "?" or -1
     if modes is None:
         modes = ["fp16"]
         if "calib_cache" in manifest.files:
@@ -169,7 +191,7 @@ def plans_for_bundle(manifest: Any, modes: Sequence[str] | None = None) -> List[
             modes.append("int8-qdq")
         if trt.get("dla"):
             modes += ["dla0", "dla1"]
-    return [plan_engine(m, inp["name"], chw, profile, manifest.files) for m in modes]
+    return [plan_engine(m, inp["name"], chw, profile, manifest.files, dynamic) for m in modes]
 
 
 def _dims(shape: Shape) -> str:
@@ -189,11 +211,9 @@ def trtexec_args(plan: EnginePlan) -> List[str]:
         args.append(f"--useDLACore={plan.dla_core}")
     if plan.gpu_fallback:
         args.append("--allowGPUFallback")
-    mn, opt, mx = plan.profile_shapes
-    name = plan.input_name
-    if plan.profile.static:
-        args.append(f"--shapes={name}:{_dims(opt)}")
-    else:
+    if plan.dynamic:  # a static input takes no shape flag in trtexec 8.5 (see the module docstring)
+        mn, opt, mx = plan.profile_shapes
+        name = plan.input_name
         args += [f"--minShapes={name}:{_dims(mn)}", f"--optShapes={name}:{_dims(opt)}",
                  f"--maxShapes={name}:{_dims(mx)}"]
     args += [f"--memPoolSize=workspace:{plan.workspace_mib}", f"--timingCacheFile={TIMING_CACHE}"]

@@ -23,10 +23,10 @@ DYN_SHAPES = ("--minShapes=images:1x3x256x128 --optShapes=images:4x3x256x128 "
         ("int8-qdq", DYN, '"$TRTEXEC" --onnx=model.int8.qdq.onnx --saveEngine=model.int8qdq.engine --fp16 '
                           f"--int8 {DYN_SHAPES} {TAIL}"),
         ("dla0", STATIC, '"$TRTEXEC" --onnx=model.onnx --saveEngine=model.dla0.engine --fp16 --int8 '
-                         "--calib=calib.cache --useDLACore=0 --allowGPUFallback --shapes=images:2x3x256x128 "
+                         "--calib=calib.cache --useDLACore=0 --allowGPUFallback "
                          f"{TAIL}"),
         ("dla1", STATIC, '"$TRTEXEC" --onnx=model.onnx --saveEngine=model.dla1.engine --fp16 --int8 '
-                         "--calib=calib.cache --useDLACore=1 --allowGPUFallback --shapes=images:2x3x256x128 "
+                         "--calib=calib.cache --useDLACore=1 --allowGPUFallback "
                          f"{TAIL}"),
     ],
 )
@@ -39,7 +39,7 @@ def test_dla_fp16_without_cache():
     assert plan.builder_flags == ["FP16", "GPU_FALLBACK"] and plan.calib_cache is None
     assert trtexec_line(plan) == (
         '"$TRTEXEC" --onnx=model.onnx --saveEngine=model.dla0.engine --fp16 --useDLACore=0 '
-        f"--allowGPUFallback --shapes=images:1x3x256x128 {TAIL}"
+        f"--allowGPUFallback {TAIL}"
     )
 
 
