@@ -16,6 +16,14 @@ trtexec 8.5 refuses ``--shapes``/``--minShapes``/... for a static model ("Static
 take explicit shapes", NVIDIA/TensorRT release/8.5 samples/common/sampleEngines.cpp,
 setupNetworkAndConfig), and only adds a profile when some input is dynamic; the API builder
 follows the same rule.
+
+Every trtexec line also writes ``<engine stem>.layers.json`` (--exportLayerInfo) and
+``<engine stem>.profile.json`` (--exportProfile) with --profilingVerbosity=detailed, so the real
+precision and DLA/GPU placement of each layer come back to the host (``reid-bench layers``).
+A mode that reads calib.cache first compares the cache header with the TensorRT of the trtexec
+it runs: TensorRT ignores a cache of another version without an error
+(``TRT-<NV_TENSORRT_VERSION>-EntropyCalibration2``; trtexec prints its version as
+``[TensorRT v8502]``, samples/common/logging.h defineTest).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Sequence, Tuple
 
+from edgereid.calibration.trt_cache import CALIBRATOR
 from edgereid.errors import InputError
 
 MODES = ("fp16", "int8-cache", "int8-qdq", "dla0", "dla1")
@@ -104,6 +113,16 @@ class EnginePlan:
                 f"the ONNX input {self.input_name!r} has a static batch, but the profile is "
                 f"{self.profile.min}:{self.profile.opt}:{self.profile.max}; re-export with --dynamic-batch."
             )
+
+    @property
+    def layer_info(self) -> str:
+        """Bundle-relative --exportLayerInfo file of this engine."""
+        return _stem(self.engine) + ".layers.json"
+
+    @property
+    def profile_json(self) -> str:
+        """Bundle-relative --exportProfile file of this engine."""
+        return _stem(self.engine) + ".profile.json"
 
     def shape(self, batch: int) -> Shape:
         return (batch, *self.chw)
@@ -216,7 +235,9 @@ def trtexec_args(plan: EnginePlan) -> List[str]:
         name = plan.input_name
         args += [f"--minShapes={name}:{_dims(mn)}", f"--optShapes={name}:{_dims(opt)}",
                  f"--maxShapes={name}:{_dims(mx)}"]
-    args += [f"--memPoolSize=workspace:{plan.workspace_mib}", f"--timingCacheFile={TIMING_CACHE}"]
+    args += [f"--memPoolSize=workspace:{plan.workspace_mib}", f"--timingCacheFile={TIMING_CACHE}",
+             "--profilingVerbosity=detailed", f"--exportLayerInfo={plan.layer_info}",
+             f"--exportProfile={plan.profile_json}"]
     return args
 
 
@@ -236,8 +257,11 @@ def build_script(plans: Sequence[EnginePlan], trt_version: str) -> str:
         "",
     ]
     body = []
+    if any(p.calib_cache for p in plans):
+        body += CACHE_CHECK
     for plan in plans:
-        body += [f"build_{plan.mode.replace('-', '_')}() {{", f"  {trtexec_line(plan)}", "}", ""]
+        check = [f"  check_cache {_quote(plan.calib_cache)}"] if plan.calib_cache else []
+        body += [f"build_{plan.mode.replace('-', '_')}() {{", *check, f"  {trtexec_line(plan)}", "}", ""]
     modes = " ".join(p.mode for p in plans)
     tail = [
         f'modes=("${{@:-{plans[0].mode}}}")',
@@ -253,6 +277,33 @@ def build_script(plans: Sequence[EnginePlan], trt_version: str) -> str:
         "",
     ]
     return "\n".join(head + body + tail)
+
+
+# bash: refuse a calib.cache whose header is not this trtexec's TensorRT version (see module docstring)
+CACHE_CHECK = [
+    "check_cache() {",
+    "  local want have help ver",
+    '  want="$(head -n 1 "$1" | tr -d \'\\r\')"',
+    '  help="$("$TRTEXEC" --help 2>&1 || true)"',
+    '  if [[ $help =~ \\[TensorRT\\ v([0-9]+)\\] ]]; then have="${BASH_REMATCH[1]}"; else',
+    '    echo "cannot read the TensorRT version from \'$TRTEXEC --help\' (expected \'[TensorRT v8502]\');" \\',
+    '         "set TRTEXEC to JetPack\'s trtexec." >&2',
+    "    exit 2",
+    "  fi",
+    '  ver="$((have / 1000)).$((have % 1000 / 100)).$((have % 100))"',
+    f'  if [ "$want" != "TRT-$have-{CALIBRATOR}" ]; then',
+    f'    echo "$1 starts with \'$want\' but this TensorRT is $ver (expects \'TRT-$have-{CALIBRATOR}\'):" \\',
+    '         "TensorRT would ignore the cache and calibrate on random data." \\',
+    '         "Re-export the bundle with --trt-version $ver." >&2',
+    "    exit 2",
+    "  fi",
+    "}",
+    "",
+]
+
+
+def _stem(path: str) -> str:
+    return path[: -len(".engine")] if path.endswith(".engine") else path
 
 
 def _quote(arg: str) -> str:
