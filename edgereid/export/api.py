@@ -139,6 +139,8 @@ def export_bundle(
         )
     if calib_method is not None:
         check_method(calib_method)
+    if calib_data is not None and calib_crops is None:
+        check_calib_video(calib_data)
     trt_version_code(trt_version)
     onnx_tools.check_opset(opset)
     _check_out_parent(Path(out))
@@ -166,6 +168,19 @@ def export_bundle(
         files = {"onnx": "model.onnx", **files}
         write_manifest(tmp, build_manifest(src, model, target, precision, files, parity, extra))
     return Bundle.load(out)
+
+
+def check_calib_video(calib_data: str) -> None:
+    """A --calib-data video must decode before the person detector loads (and warns, or takes seconds)."""
+    path = Path(calib_data)
+    if not path.is_file():
+        return  # a folder of crops or frames: checked by the crop reader
+    from edgereid.runtime.sources import VideoFileSource
+
+    try:
+        VideoFileSource(str(path)).close()
+    except InputError as exc:
+        raise InputError(f"--calib-data {str(path)!r}: {exc}") from exc
 
 
 def _check_out_parent(out: Path) -> None:
