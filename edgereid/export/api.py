@@ -18,6 +18,7 @@ from edgereid.calibration.crops import CropSet, load_calibration_set
 from edgereid.calibration.qdq import DEFAULT_OP_TYPES
 from edgereid.calibration.ranges import check_method
 from edgereid.calibration.trt_cache import DEFAULT_TRT_VERSION, trt_version_code
+from edgereid.check.golden import export_golden
 from edgereid.errors import BackendError, InputError
 from edgereid.export import onnx_tools, source, targets
 from edgereid.export.parity import measure_parity
@@ -166,6 +167,8 @@ def export_bundle(
         ctx = targets.ExportContext(tmp, model_path, model, src, precision, profile, crops, options)
         files, extra = add_files(ctx)
         files = {"onnx": "model.onnx", **files}
+        golden_files, extra["golden"] = export_golden(tmp, files, src.spec, src.postprocess, crops, extra)
+        files.update(golden_files)  # reid-bench check's crops and FP32 references
         write_manifest(tmp, build_manifest(src, model, target, precision, files, parity, extra))
     return Bundle.load(out)
 

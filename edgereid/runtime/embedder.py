@@ -230,15 +230,9 @@ def load_embedder(bundle: Bundle | str, backend: str = "auto", **options) -> Emb
     """
     if not isinstance(bundle, Bundle):
         bundle = Bundle.load(bundle)
-    if backend == "auto":
-        from edgereid.lazy import available
+    from edgereid.runtime.backends import resolve_backend
 
-        if bundle.has("engine") and available("tensorrt"):
-            backend = "trt"
-        elif bundle.has("x3_bin") and (available("hobot_dnn") or available("bpu_infer_lib")):
-            backend = "bpu"
-        else:
-            backend = "ort"
+    backend = resolve_backend(bundle, backend)
     if backend in _BACKENDS:
         return _BACKENDS[backend](bundle, **options)
     if backend in _LAZY_BACKENDS:
