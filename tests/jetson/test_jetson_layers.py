@@ -75,3 +75,27 @@ def test_bad_layer_files(tmp_path):
     bad.write_text('{"layers": []}')
     with pytest.raises(InputError, match="not a trtexec --exportLayerInfo file"):
         read_layer_info(bad)
+
+
+def test_reid_bench_layers_command(tmp_path, capsys, onnx_bundle):
+    from edgereid.bundle import Bundle, write_manifest
+    from edgereid.cli.bench import main
+
+    root = tmp_path / "b"
+    root.mkdir()
+    (root / "dla_report.json").write_text(json.dumps(DLA_REPORT))
+    (root / "calib.cache").write_text("TRT-8502-EntropyCalibration2\n")
+    onnx_bundle(root, {}, files={"dla_report": "dla_report.json", "calib_cache": "calib.cache"})
+    b = Bundle.load(root)
+    b.manifest.inputs[0]["shape"] = [1, 3, 256, 128]
+    b.manifest.extra["trt"] = {"profile": {"min": 1, "opt": 1, "max": 1}, "dla": True, "default_mode": "dla0"}
+    write_manifest(root, b.manifest)
+    (root / "model.dla0.layers.json").write_text(json.dumps(LAYERS))
+    out = tmp_path / "layers.json"
+    assert main(["layers", "--bundle", str(root), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "engine layers: 3 (1 DLA, 2 GPU)" in text and "(intended INT8)" in text
+    rep = json.loads(out.read_text())
+    assert rep["mode"] == "dla0" and len(rep["placement_mismatches"]) == 1
+    assert main(["layers", "--bundle", str(root), "--mode", "dla1"]) == 2  # not built: one clear message
+    assert "model.dla1.layers.json" in capsys.readouterr().err
