@@ -13,6 +13,7 @@ import logging
 from typing import Any, Dict
 
 from edgereid.errors import InputError
+from edgereid.runtime.embedder import load_embedder, resolve_backend  # noqa: F401 - resolve_backend re-exported
 
 log = logging.getLogger(__name__)
 
@@ -31,24 +32,8 @@ def backend_options(backend: str, threads: int | None) -> Dict[str, Any]:
     return {}
 
 
-def resolve_backend(bundle: Any, backend: str = "auto") -> str:
-    """``auto`` -> ``trt`` (bundle has an engine and tensorrt imports), ``bpu`` (a .bin and hobot_dnn or
-    bpu_infer_lib imports), else ``ort``; any other name is returned as given."""
-    if backend != "auto":
-        return backend
-    from edgereid.lazy import available
-
-    if bundle.has("engine") and available("tensorrt"):
-        return "trt"
-    if bundle.has("x3_bin") and (available("hobot_dnn") or available("bpu_infer_lib")):
-        return "bpu"
-    return "ort"
-
-
 def open_embedder(bundle: Any, backend: str = "auto", threads: int | None = None, **options: Any) -> Any:
     """``load_embedder(bundle, backend, threads=...)`` with the options that backend takes (not activated)."""
-    from edgereid.runtime.embedder import load_embedder
-
     return load_embedder(bundle, backend, **backend_options(backend, threads), **options)
 
 

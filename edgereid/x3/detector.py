@@ -23,7 +23,7 @@ import numpy as np
 from edgereid.detections import Detections
 from edgereid.errors import BackendError, InputError
 from edgereid.lazy import require
-from edgereid.runtime.detector import Detector, to_detections
+from edgereid.runtime.detector_base import Detector, to_detections
 from edgereid.runtime.yolo_decode import boxes_to_frame, letterbox, nms
 from edgereid.x3.nv12 import bgr_to_nv12
 
