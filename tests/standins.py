@@ -89,6 +89,7 @@ class FakeEngine:
         self.ins = [(i.name, _dims(i.shape)) for i in session.get_inputs()]
         self.outs = [(o.name, _dims(o.shape)) for o in session.get_outputs()]
         self.io = self.ins + self.outs
+        self.node_names = list(getattr(session, "node_names", []))
 
     def __getattribute__(self, name: str) -> Any:
         if name in ("num_io_tensors", "get_tensor_name", "get_tensor_profile_shape") and object.__getattribute__(
@@ -139,6 +140,16 @@ class FakeEngine:
 
     def create_execution_context(self):
         return FakeContext(self)
+
+    def create_engine_inspector(self):
+        """IEngineInspector: every ONNX node as one GPU FP32 layer (the stand-in runs FP32)."""
+        import json
+
+        layers = [{"Name": n, "LayerType": "stand-in", "Outputs": [],
+                   "Inputs": [{"Name": "x", "Dimensions": [], "Format/Datatype": "Row major linear FP32"}]}
+                  for n in self.node_names]
+        text = json.dumps({"Layers": layers, "Bindings": [name for name, _ in self.io]})
+        return types.SimpleNamespace(get_engine_information=lambda fmt: text)
 
 
 class FakeContext:
@@ -250,6 +261,10 @@ def make_trt(profile=(1, 4, 8), fail=(), legacy=False, version="8.5.2.2") -> typ
 
         def deserialize_cuda_engine(self, data):
             session = _session(bytes(data))
+            if session is not None:
+                import onnx
+
+                session.node_names = [n.name for n in onnx.load_from_string(bytes(data)).graph.node]
             return None if session is None else FakeEngine(session, profile, fail, legacy)
 
     class Builder:
@@ -289,6 +304,8 @@ def make_trt(profile=(1, 4, 8), fail=(), legacy=False, version="8.5.2.2") -> typ
     trt.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
     trt.BuilderFlag = types.SimpleNamespace(FP16="FP16", INT8="INT8", GPU_FALLBACK="GPU_FALLBACK")
     trt.DeviceType = types.SimpleNamespace(DLA="DLA", GPU="GPU")
+    trt.ProfilingVerbosity = types.SimpleNamespace(DETAILED="DETAILED", LAYER_NAMES_ONLY="LAYER_NAMES_ONLY")
+    trt.LayerInformationFormat = types.SimpleNamespace(JSON="JSON", ONELINE="ONELINE")
     return trt
 
 

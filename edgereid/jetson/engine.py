@@ -34,6 +34,7 @@ def build_engine(plan: EnginePlan, root: str | Path, verbose: bool = False) -> P
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, plan.workspace_mib << 20)
     for flag in plan.builder_flags:
         config.set_flag(getattr(trt.BuilderFlag, flag))
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # as trtexec --profilingVerbosity=detailed
     profile = None
     if plan.dynamic:  # a static network takes no profile (as trtexec 8.5, sampleEngines.cpp)
         profile = builder.create_optimization_profile()
@@ -57,7 +58,23 @@ def build_engine(plan: EnginePlan, root: str | Path, verbose: bool = False) -> P
         raise BackendError(f"TensorRT failed to build mode {plan.mode}; rerun with verbose=True for the log.")
     atomic_write_bytes(root / plan.engine, bytes(serialized))
     atomic_write_bytes(timing_path, bytes(config.get_timing_cache().serialize()))
+    write_layer_info(trt, logger, bytes(serialized), root / plan.layer_info)
     return root / plan.engine
+
+
+def write_layer_info(trt: Any, logger: Any, serialized: bytes, path: Path) -> bool:
+    """The engine inspector's JSON (what trtexec --exportLayerInfo writes) for ``reid-bench layers``.
+
+    Best effort: the engine is built either way; a failure here is logged, not raised.
+    """
+    try:
+        engine = trt.Runtime(logger).deserialize_cuda_engine(serialized)
+        info = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
+        atomic_write_bytes(path, str(info).encode())
+        return True
+    except Exception as exc:  # noqa: BLE001 - any TensorRT failure: report and go on
+        LOG.warning("layer information not written to %s: %s", path, exc)
+        return False
 
 
 def _check(ok: Any, call: str, plan: EnginePlan, fix: str = "rerun with verbose=True for the log") -> None:

@@ -17,7 +17,8 @@ def _tiny_onnx(path, batch="N"):
     from onnx import TensorProto, helper, numpy_helper
 
     graph = helper.make_graph(
-        [helper.make_node("Flatten", ["images"], ["flat"]), helper.make_node("MatMul", ["flat", "W"], ["emb"])],
+        [helper.make_node("Flatten", ["images"], ["flat"], name="/flatten"),
+         helper.make_node("MatMul", ["flat", "W"], ["emb"], name="/fc/MatMul")],
         "tiny", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, 4, 2])],
         [helper.make_tensor_value_info("emb", TensorProto.FLOAT, [batch, 5])],
         initializer=[numpy_helper.from_array(W, "W")])
@@ -90,6 +91,11 @@ def test_builder_adds_a_profile_only_for_a_dynamic_input(tmp_path, monkeypatch, 
     assert config.flags == ["FP16"]
     assert path.read_bytes() == (tmp_path / "model.onnx").read_bytes()  # the stand-in "engine"
     assert (tmp_path / "timing.cache").read_bytes() == b"timing"
+    assert config.profiling_verbosity == "DETAILED"
+    from edgereid.jetson.layers import read_layer_info  # the inspector's JSON, as trtexec --exportLayerInfo
+
+    layers = read_layer_info(tmp_path / "model.fp16.layers.json")
+    assert [(layer.name, layer.precision) for layer in layers] == [("/flatten", "FP32"), ("/fc/MatMul", "FP32")]
 
 
 @pytest.mark.parametrize("call", ["set_timing_cache", "add_optimization_profile", "build_serialized_network"])
