@@ -14,7 +14,8 @@ export PYTHONUNBUFFERED := 1
 # keeps `X | None` annotations unevaluated); test-py38 below also runs the car-side tests on 3.8.
 CAR_SIDE := edgereid/__init__.py edgereid/runtime edgereid/jetson edgereid/x3 edgereid/bundle.py \
 	edgereid/preprocess.py edgereid/errors.py edgereid/detections.py edgereid/lazy.py \
-	edgereid/evaluation/naming.py edgereid/progress.py edgereid/onnx_macs.py edgereid/cli/common.py edgereid/cli/follow.py
+	edgereid/evaluation/naming.py edgereid/progress.py edgereid/onnx_macs.py edgereid/cli/common.py edgereid/cli/follow.py \
+	edgereid/check edgereid/doctor.py edgereid/cli/bench_device.py
 
 $(STAMP): pyproject.toml setup.py requirements-torch.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,7 +39,7 @@ PY38 ?= $(firstword $(wildcard /root/.pyenv/versions/3.8*/bin/python3.8) $(shell
 VENV38 := .venv38
 CAR_TESTS := tests/runtime tests/scenario tests/jetson tests/benchmarks tests/evaluation \
 	tests/cli/test_cli_bench.py tests/cli/test_cli_eval.py tests/test_preprocess.py tests/test_bundle.py \
-	tests/test_detections.py tests/test_dependencies.py tests/x3/test_x3_runner.py tests/x3/test_x3_detector.py
+	tests/test_detections.py tests/test_dependencies.py tests/x3/test_x3_runner.py tests/x3/test_x3_detector.py tests/test_doctor.py
 
 $(VENV38)/.installed: constraints.txt
 	$(PY38) -m venv $(VENV38)

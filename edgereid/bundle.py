@@ -24,7 +24,7 @@ Manifest schema (version 1), keys written by ``reid-export``::
 
 Known roles: onnx, onnx_int8_qdq, onnx_int8_cpu, calib_cache, trtexec_script, engine,
 dla_report, sensitivity_report, accuracy_report, x3_onnx, x3_config, x3_calib_dir,
-x3_build_script, x3_report, x3_bin.
+x3_build_script, x3_report, x3_bin, golden (reid-bench check's crops and reference embeddings).
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ KNOWN_ROLES = (
     "x3_build_script",
     "x3_report",
     "x3_bin",
+    "golden",
 )
 
 

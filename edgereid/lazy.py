@@ -21,9 +21,12 @@ INSTALL_HINTS = {
     "onnxslim": "pip install 'edgereid[export]'",
     "onnxruntime": "pip install onnxruntime (on a Jetson: NVIDIA's onnxruntime-gpu wheel for JetPack)",
     "cv2": "pip install 'opencv-python-headless<5' (on a Jetson use JetPack's OpenCV)",
-    "tensorrt": "use the TensorRT Python bindings shipped with JetPack (Python 3.8 on JetPack 5)",
-    "pycuda": "pip install pycuda on the Jetson (needs JetPack's CUDA)",
-    "hobot_dnn": "runs on the Horizon X3 board image (Ubuntu 20.04, Python 3.8) only",
+    "tensorrt": "JetPack 5 installs TensorRT's bindings for the system Python 3.8 only; run from a venv made "
+                "with python3.8 -m venv --system-site-packages: `bash tools/setup_car.sh jetson` (docs/car-setup.md)",
+    "pycuda": "pip install pycuda in that venv; it builds from source against JetPack's CUDA "
+              "(PATH=/usr/local/cuda/bin:$PATH, python3-dev): `bash tools/setup_car.sh jetson` (docs/car-setup.md)",
+    "hobot_dnn": "hobot_dnn ships with the RDK X3 Ubuntu 20.04 image for its system Python 3.8; run from a venv "
+                 "made with --system-site-packages: `bash tools/setup_car.sh x3` (docs/car-setup.md)",
     "bpu_infer_lib": "pip install bpu_infer_lib_x3 on the X3 Ubuntu 22.04 image",
     "ultralytics": "pip install 'edgereid[ultralytics]' (AGPL-3.0, needs torch)",
     "matplotlib": "pip install matplotlib",

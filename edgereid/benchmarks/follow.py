@@ -70,7 +70,7 @@ def bench_follow(source: str, bundle: str, detector: str | None, backend: str = 
         from edgereid.runtime.loop import run_follow
     except ImportError as exc:
         raise BackendError(f"the follow loop (edgereid.runtime.loop.run_follow) is not available: {exc}") from exc
-    from edgereid.benchmarks.harness import backend_options
+    from edgereid.runtime.backends import backend_options
     from edgereid.runtime.embedder import load_embedder
 
     if max_frames is not None and max_frames <= warmup_frames:

@@ -18,6 +18,7 @@ import numpy as np
 from edgereid.benchmarks.resources import current_rss_mb, gpu_memory_mb
 from edgereid.errors import InputError
 from edgereid.progress import progress_bar
+from edgereid.runtime.backends import ORT_BACKENDS, backend_options  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +51,6 @@ def parse_target_spec(spec: str, default_backend: str = "ort") -> Tuple[str, str
     if not bundle or not backend:
         raise InputError(f"cannot read target {spec!r}; expected BUNDLE_DIR or BUNDLE_DIR:BACKEND.")
     return bundle, backend
-
-
-ORT_BACKENDS = ("ort", "ort-int8")
-
-
-def backend_options(backend: str, threads: int | None) -> Dict[str, Any]:
-    """Factory options for ``load_embedder``: ``threads`` reaches the onnxruntime backends only
-    (TensorRT and the BPU have no intra-op thread setting), so it is dropped elsewhere with a note."""
-    if threads is None:
-        return {}
-    if backend in ORT_BACKENDS:
-        return {"threads": int(threads)}
-    log.info("--threads applies to the onnxruntime backends only; ignored for %r", backend)
-    return {}
 
 
 def _overrides_embed(runner: Any) -> bool:

@@ -18,7 +18,7 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from edgereid.errors import InputError
+from edgereid.errors import BundleError, InputError
 from edgereid.onnx_macs import node_macs
 
 
@@ -84,6 +84,17 @@ def _dims(shape_proto, batch: int) -> List[int] | None:
     return dims
 
 
+def load_onnx_file(onnx: Any, path: str | Path) -> Any:
+    """onnx.load with a clear BundleError for a truncated or corrupt file (protobuf raises DecodeError)."""
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # google.protobuf.message.DecodeError, or onnx's own errors
+        raise BundleError(
+            f"{str(path)!r} is not a readable ONNX model ({type(exc).__name__}: {exc}); the file is truncated "
+            "or corrupt. Copy the bundle again (check its size) or re-export it."
+        ) from exc
+
+
 def count_onnx_macs(path: str | Path, batch: int = 1) -> int:
     """Multiply-accumulates of one forward pass of an ONNX model at ``batch``.
 
@@ -94,7 +105,7 @@ def count_onnx_macs(path: str | Path, batch: int = 1) -> int:
     from edgereid.lazy import require
 
     onnx = require("onnx", "counting MACs of an ONNX model")
-    model = onnx.load(str(path))
+    model = load_onnx_file(onnx, path)
     for inp in model.graph.input:  # pin the dynamic batch so shape inference yields numbers
         dims = inp.type.tensor_type.shape.dim
         if dims and not dims[0].HasField("dim_value"):

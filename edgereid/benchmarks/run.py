@@ -24,7 +24,7 @@ from edgereid.benchmarks.limits import count_onnx_macs, limit_figures, measure_p
 from edgereid.benchmarks.resources import peak_rss_mb
 from edgereid.benchmarks.stats import latency_summary, ratio_summary
 from edgereid.benchmarks.tegrastats import TegrastatsSampler
-from edgereid.errors import EdgeReidError, InputError
+from edgereid.errors import BundleError, EdgeReidError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ def _macs(target: Any) -> int | None:
         return None
     try:
         return count_onnx_macs(bundle.path("onnx"))
+    except BundleError:  # a corrupt model.onnx: the one message, before any backend tries to load it
+        raise
     except EdgeReidError as exc:
         log.warning("MACs not counted: %s", exc)
         return None

@@ -5,6 +5,8 @@
     reid-bench --compare A B [...]           A, B = BUNDLE_DIR or BUNDLE_DIR:BACKEND, timed A B A B ...
     reid-bench follow --source VIDEO --bundle DIR [--detector MODEL] [--frames N] [--out report.json]
                       [--gt gt.txt --target-id N [--gt-frames A-B] [--enroll-gt A-B:STEP]]
+    reid-bench check --bundle DIR --backend trt|bpu|ort|ort-int8   self-check on the golden crops (exit 0/1)
+    reid-bench layers --bundle DIR [--mode dla0]                   the built engine's layers vs the plan
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from edgereid.cli.common import ArgumentParser, run_cli
 
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="reid-bench", description=__doc__.split("\n")[0],
-                       epilog="Subcommand: 'reid-bench follow --help' for the whole follow loop.",
+                       epilog="Subcommands: 'reid-bench follow --help' (the whole follow loop), 'reid-bench check "
+                              "--help' (self-check after building on the device), 'reid-bench layers --help'.",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--bundle", help="bundle directory made by reid-export")
@@ -108,6 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "follow":
         return run_cli(_follow_main, build_follow_parser(), argv[1:])
+    if argv and argv[0] in ("check", "layers"):
+        from edgereid.cli import bench_device as dev
+
+        if argv[0] == "check":
+            return run_cli(dev.check_main, dev.build_check_parser(), argv[1:])
+        return run_cli(dev.layers_main, dev.build_layers_parser(), argv[1:])
     return run_cli(_main, build_parser(), argv)
 
 

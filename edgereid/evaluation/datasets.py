@@ -147,12 +147,20 @@ def read_market1501(root: str | Path, query_dir: str = "query", gallery_dir: str
     return _split("market1501", root, query, gallery, info)
 
 
+def check_dataset_dir(root: Path) -> None:
+    """A clear error for a missing dataset folder, and a different one for a file given instead."""
+    if root.is_file():
+        raise InputError(f"--data {str(root)!r} is a file; expected the dataset folder (Market-1501, CUHK03, "
+                         "or <pid>/<cam>_*.png folders).")
+    if not root.is_dir():
+        raise InputError(f"dataset folder {str(root)!r} does not exist.")
+
+
 # -- plain <pid>/<cam>_*.png folders ----------------------------------------------------------------
 def read_folders(root: str | Path, query_cam: int = 1, gallery_cam: int = 2) -> ReidSplit:
     """``<pid>/<cam>_<anything>.<ext>`` folders: camera ``query_cam`` queries, ``gallery_cam`` is the gallery."""
     root = Path(root)
-    if not root.is_dir():
-        raise InputError(f"dataset folder {str(root)!r} does not exist.")
+    check_dataset_dir(root)
     query, gallery, cams_seen, unparsed = [], [], set(), 0
     for p in list_images(root):
         if p.parent.parent != root:
@@ -266,8 +274,7 @@ def _scipy_io():
 def detect_format(root: str | Path) -> str:
     """The layout of ``root``: ``market1501``, ``cuhk03`` or ``folders``; InputError if none fits."""
     root = Path(root)
-    if not root.is_dir():
-        raise InputError(f"dataset folder {str(root)!r} does not exist.")
+    check_dataset_dir(root)
     if (root / "query").is_dir() and (root / "bounding_box_test").is_dir():
         return "market1501"
     if any(root.glob("cuhk03_new_protocol_config_*.mat")) or any(root.glob("*/cuhk03_new_protocol_config_*.mat")):

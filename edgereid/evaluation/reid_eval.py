@@ -194,7 +194,7 @@ def evaluate_bundle(
     if reference is not None and reference == REFERENCE_BACKEND and not bundle.has("onnx"):
         reference = None  # nothing FP32 to compare with; the report says reference_backend: null
     order = ([reference] if reference and reference not in backends else []) + backends
-    from edgereid.benchmarks.harness import backend_options
+    from edgereid.runtime.backends import backend_options
 
     runners = {name: load_embedder(bundle, name, **backend_options(name, threads)) for name in order}
 

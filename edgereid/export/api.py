@@ -18,6 +18,7 @@ from edgereid.calibration.crops import CropSet, load_calibration_set
 from edgereid.calibration.qdq import DEFAULT_OP_TYPES
 from edgereid.calibration.ranges import check_method
 from edgereid.calibration.trt_cache import DEFAULT_TRT_VERSION, trt_version_code
+from edgereid.check.golden import export_golden
 from edgereid.errors import BackendError, InputError
 from edgereid.export import onnx_tools, source, targets
 from edgereid.export.parity import measure_parity
@@ -139,6 +140,8 @@ def export_bundle(
         )
     if calib_method is not None:
         check_method(calib_method)
+    if calib_data is not None and calib_crops is None:
+        check_calib_video(calib_data)
     trt_version_code(trt_version)
     onnx_tools.check_opset(opset)
     _check_out_parent(Path(out))
@@ -167,8 +170,23 @@ def export_bundle(
         if scale is not None:
             extra = {**extra, "similarity": scale}
         files = {"onnx": "model.onnx", **files}
+        golden_files, extra["golden"] = export_golden(tmp, files, src.spec, src.postprocess, crops, extra)
+        files.update(golden_files)  # reid-bench check's crops and FP32 references
         write_manifest(tmp, build_manifest(src, model, target, precision, files, parity, extra))
     return Bundle.load(out)
+
+
+def check_calib_video(calib_data: str) -> None:
+    """A --calib-data video must decode before the person detector loads (and warns, or takes seconds)."""
+    path = Path(calib_data)
+    if not path.is_file():
+        return  # a folder of crops or frames: checked by the crop reader
+    from edgereid.runtime.sources import VideoFileSource
+
+    try:
+        VideoFileSource(str(path)).close()
+    except InputError as exc:
+        raise InputError(f"--calib-data {str(path)!r}: {exc}") from exc
 
 
 def _check_out_parent(out: Path) -> None:

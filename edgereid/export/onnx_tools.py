@@ -77,6 +77,8 @@ def load_foreign_onnx(path: str | Path, input_name: str | None = None) -> Any:
     """
     onnx = require("onnx", "reading an ONNX model")
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"--onnx {str(path)!r} is a directory; expected an ONNX model file (.onnx).")
     if not path.is_file():
         raise InputError(f"--onnx {str(path)!r} does not exist.")
     try:

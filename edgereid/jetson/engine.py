@@ -34,27 +34,53 @@ def build_engine(plan: EnginePlan, root: str | Path, verbose: bool = False) -> P
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, plan.workspace_mib << 20)
     for flag in plan.builder_flags:
         config.set_flag(getattr(trt.BuilderFlag, flag))
-    profile = builder.create_optimization_profile()
-    profile.set_shape(plan.input_name, *plan.profile_shapes)
-    config.add_optimization_profile(profile)
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # as trtexec --profilingVerbosity=detailed
+    profile = None
+    if plan.dynamic:  # a static network takes no profile (as trtexec 8.5, sampleEngines.cpp)
+        profile = builder.create_optimization_profile()
+        profile.set_shape(plan.input_name, *plan.profile_shapes)
+        _check(config.add_optimization_profile(profile) != -1, "add_optimization_profile", plan)
     if plan.calib_cache:
         from edgereid.jetson.calibrator import make_cache_calibrator
 
         config.int8_calibrator = make_cache_calibrator(root / plan.calib_cache, plan.profile.opt)
         if plan.needs_calibration_profile:
-            config.set_calibration_profile(profile)
+            _check(config.set_calibration_profile(profile), "set_calibration_profile", plan)
     if plan.dla_core is not None:
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = plan.dla_core
     timing_path = root / TIMING_CACHE
     timing = config.create_timing_cache(timing_path.read_bytes() if timing_path.exists() else b"")
-    config.set_timing_cache(timing, ignore_mismatch=False)
+    _check(config.set_timing_cache(timing, ignore_mismatch=False), "set_timing_cache", plan,
+           f"delete {TIMING_CACHE} (written by another TensorRT or device) and build again")
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise BackendError(f"TensorRT failed to build mode {plan.mode}; rerun with verbose=True for the log.")
     atomic_write_bytes(root / plan.engine, bytes(serialized))
     atomic_write_bytes(timing_path, bytes(config.get_timing_cache().serialize()))
+    write_layer_info(trt, logger, bytes(serialized), root / plan.layer_info)
     return root / plan.engine
+
+
+def write_layer_info(trt: Any, logger: Any, serialized: bytes, path: Path) -> bool:
+    """The engine inspector's JSON (what trtexec --exportLayerInfo writes) for ``reid-bench layers``.
+
+    Best effort: the engine is built either way; a failure here is logged, not raised.
+    """
+    try:
+        engine = trt.Runtime(logger).deserialize_cuda_engine(serialized)
+        info = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
+        atomic_write_bytes(path, str(info).encode())
+        return True
+    except Exception as exc:  # noqa: BLE001 - any TensorRT failure: report and go on
+        LOG.warning("layer information not written to %s: %s", path, exc)
+        return False
+
+
+def _check(ok: Any, call: str, plan: EnginePlan, fix: str = "rerun with verbose=True for the log") -> None:
+    """TensorRT's Python API reports these failures as a False return, not an exception."""
+    if ok is False or ok is None:
+        raise BackendError(f"TensorRT {call} failed while building mode {plan.mode}; {fix}.")
 
 
 def build_bundle_engine(bundle: Bundle | str, mode: str | None = None, verbose: bool = False) -> Path:

@@ -10,6 +10,20 @@ Modes:
     int8-qdq    explicit INT8 from model.int8.qdq.onnx (scales inside the model).
     dla0/dla1   DLA core 0/1 with GPU fallback; INT8 from calib.cache when the bundle has one
                 (DLA cannot read QDQ), else FP16. Needs a static batch.
+
+Shapes: an ONNX input with a static batch takes no shape flags and no optimization profile.
+trtexec 8.5 refuses ``--shapes``/``--minShapes``/... for a static model ("Static model does not
+take explicit shapes", NVIDIA/TensorRT release/8.5 samples/common/sampleEngines.cpp,
+setupNetworkAndConfig), and only adds a profile when some input is dynamic; the API builder
+follows the same rule.
+
+Every trtexec line also writes ``<engine stem>.layers.json`` (--exportLayerInfo) and
+``<engine stem>.profile.json`` (--exportProfile) with --profilingVerbosity=detailed, so the real
+precision and DLA/GPU placement of each layer come back to the host (``reid-bench layers``).
+A mode that reads calib.cache first compares the cache header with the TensorRT of the trtexec
+it runs: TensorRT ignores a cache of another version without an error
+(``TRT-<NV_TENSORRT_VERSION>-EntropyCalibration2``; trtexec prints its version as
+``[TensorRT v8502]``, samples/common/logging.h defineTest).
 """
 
 from __future__ import annotations
@@ -17,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Sequence, Tuple
 
+from edgereid.calibration.trt_cache import CALIBRATOR
 from edgereid.errors import InputError
 
 MODES = ("fp16", "int8-cache", "int8-qdq", "dla0", "dla1")
@@ -72,6 +87,7 @@ class EnginePlan:
         calib_cache: bundle-relative calibration cache (implicit INT8), or None.
         dla_core: DLA core or None for the GPU.
         gpu_fallback: let layers DLA cannot run fall back to the GPU.
+        dynamic: the ONNX input's batch axis is symbolic (needs shape flags and a profile).
     """
 
     mode: str
@@ -86,7 +102,27 @@ class EnginePlan:
     dla_core: int | None = None
     gpu_fallback: bool = False
     workspace_mib: int = WORKSPACE_MIB
+    dynamic: bool | None = None
     notes: List[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.dynamic is None:  # None means: the ONNX batch axis is dynamic iff the profile is
+            object.__setattr__(self, "dynamic", not self.profile.static)
+        if not self.dynamic and not self.profile.static:
+            raise InputError(
+                f"the ONNX input {self.input_name!r} has a static batch, but the profile is "
+                f"{self.profile.min}:{self.profile.opt}:{self.profile.max}; re-export with --dynamic-batch."
+            )
+
+    @property
+    def layer_info(self) -> str:
+        """Bundle-relative --exportLayerInfo file of this engine."""
+        return _stem(self.engine) + ".layers.json"
+
+    @property
+    def profile_json(self) -> str:
+        """Bundle-relative --exportProfile file of this engine."""
+        return _stem(self.engine) + ".profile.json"
 
     def shape(self, batch: int) -> Shape:
         return (batch, *self.chw)
@@ -100,7 +136,7 @@ class EnginePlan:
     @property
     def needs_calibration_profile(self) -> bool:
         """A dynamic-batch implicit-INT8 build also needs a calibration profile (TensorRT 8.5)."""
-        return self.calib_cache is not None and not self.profile.static
+        return self.calib_cache is not None and bool(self.dynamic)
 
     @property
     def builder_flags(self) -> List[str]:
@@ -121,8 +157,11 @@ def plan_engine(
     chw: Sequence[int],
     profile: BatchProfile,
     files: Dict[str, str],
+    dynamic: bool | None = None,
 ) -> EnginePlan:
     """The plan of one build mode for a bundle with ``files`` (role -> relative path).
+
+    ``dynamic``: whether the ONNX input's batch axis is symbolic; None: dynamic iff the profile is.
 
     Raises:
         InputError: unknown mode, a mode whose file the bundle lacks, DLA with a dynamic batch.
@@ -133,16 +172,17 @@ def plan_engine(
     onnx = files.get("onnx", "model.onnx")
     cache = files.get("calib_cache")
     if mode == "fp16":
-        return EnginePlan(mode, onnx, "model.fp16.engine", input_name, chw, profile)
+        return EnginePlan(mode, onnx, "model.fp16.engine", input_name, chw, profile, dynamic=dynamic)
     if mode == "int8-cache":
         if cache is None:
             raise InputError("mode int8-cache needs a calibration cache: export with --int8.")
-        return EnginePlan(mode, onnx, "model.int8.engine", input_name, chw, profile, int8=True, calib_cache=cache)
+        return EnginePlan(mode, onnx, "model.int8.engine", input_name, chw, profile, int8=True, calib_cache=cache,
+                          dynamic=dynamic)
     if mode == "int8-qdq":
         qdq = files.get("onnx_int8_qdq")
         if qdq is None:
             raise InputError("mode int8-qdq needs the QDQ model: export with --target xavier --int8.")
-        return EnginePlan(mode, qdq, "model.int8qdq.engine", input_name, chw, profile, int8=True)
+        return EnginePlan(mode, qdq, "model.int8qdq.engine", input_name, chw, profile, int8=True, dynamic=dynamic)
     core = int(mode[-1])
     if not profile.static:
         raise InputError(
@@ -151,7 +191,7 @@ def plan_engine(
         )
     return EnginePlan(
         mode, onnx, f"model.dla{core}.engine", input_name, chw, profile,
-        int8=cache is not None, calib_cache=cache, dla_core=core, gpu_fallback=True,
+        int8=cache is not None, calib_cache=cache, dla_core=core, gpu_fallback=True, dynamic=dynamic,
     )
 
 
@@ -161,6 +201,7 @@ def plans_for_bundle(manifest: Any, modes: Sequence[str] | None = None) -> List[
     profile = BatchProfile(**trt.get("profile", {"min": 1, "opt": 1, "max": 1}))
     inp = manifest.inputs[0]
     chw = tuple(int(d) for d in inp["shape"][1:])
+    dynamic = not isinstance(inp["shape"][0], int) or int(inp["shape"][0]) < 1  # "batch", "?" or -1
     if modes is None:
         modes = ["fp16"]
         if "calib_cache" in manifest.files:
@@ -169,7 +210,7 @@ def plans_for_bundle(manifest: Any, modes: Sequence[str] | None = None) -> List[
             modes.append("int8-qdq")
         if trt.get("dla"):
             modes += ["dla0", "dla1"]
-    return [plan_engine(m, inp["name"], chw, profile, manifest.files) for m in modes]
+    return [plan_engine(m, inp["name"], chw, profile, manifest.files, dynamic) for m in modes]
 
 
 def _dims(shape: Shape) -> str:
@@ -189,14 +230,14 @@ def trtexec_args(plan: EnginePlan) -> List[str]:
         args.append(f"--useDLACore={plan.dla_core}")
     if plan.gpu_fallback:
         args.append("--allowGPUFallback")
-    mn, opt, mx = plan.profile_shapes
-    name = plan.input_name
-    if plan.profile.static:
-        args.append(f"--shapes={name}:{_dims(opt)}")
-    else:
+    if plan.dynamic:  # a static input takes no shape flag in trtexec 8.5 (see the module docstring)
+        mn, opt, mx = plan.profile_shapes
+        name = plan.input_name
         args += [f"--minShapes={name}:{_dims(mn)}", f"--optShapes={name}:{_dims(opt)}",
                  f"--maxShapes={name}:{_dims(mx)}"]
-    args += [f"--memPoolSize=workspace:{plan.workspace_mib}", f"--timingCacheFile={TIMING_CACHE}"]
+    args += [f"--memPoolSize=workspace:{plan.workspace_mib}", f"--timingCacheFile={TIMING_CACHE}",
+             "--profilingVerbosity=detailed", f"--exportLayerInfo={plan.layer_info}",
+             f"--exportProfile={plan.profile_json}"]
     return args
 
 
@@ -216,8 +257,11 @@ def build_script(plans: Sequence[EnginePlan], trt_version: str) -> str:
         "",
     ]
     body = []
+    if any(p.calib_cache for p in plans):
+        body += CACHE_CHECK
     for plan in plans:
-        body += [f"build_{plan.mode.replace('-', '_')}() {{", f"  {trtexec_line(plan)}", "}", ""]
+        check = [f"  check_cache {_quote(plan.calib_cache)}"] if plan.calib_cache else []
+        body += [f"build_{plan.mode.replace('-', '_')}() {{", *check, f"  {trtexec_line(plan)}", "}", ""]
     modes = " ".join(p.mode for p in plans)
     tail = [
         f'modes=("${{@:-{plans[0].mode}}}")',
@@ -233,6 +277,33 @@ def build_script(plans: Sequence[EnginePlan], trt_version: str) -> str:
         "",
     ]
     return "\n".join(head + body + tail)
+
+
+# bash: refuse a calib.cache whose header is not this trtexec's TensorRT version (see module docstring)
+CACHE_CHECK = [
+    "check_cache() {",
+    "  local want have help ver",
+    '  want="$(head -n 1 "$1" | tr -d \'\\r\')"',
+    '  help="$("$TRTEXEC" --help 2>&1 || true)"',
+    '  if [[ $help =~ \\[TensorRT\\ v([0-9]+)\\] ]]; then have="${BASH_REMATCH[1]}"; else',
+    '    echo "cannot read the TensorRT version from \'$TRTEXEC --help\' (expected \'[TensorRT v8502]\');" \\',
+    '         "set TRTEXEC to JetPack\'s trtexec." >&2',
+    "    exit 2",
+    "  fi",
+    '  ver="$((have / 1000)).$((have % 1000 / 100)).$((have % 100))"',
+    f'  if [ "$want" != "TRT-$have-{CALIBRATOR}" ]; then',
+    f'    echo "$1 starts with \'$want\' but this TensorRT is $ver (expects \'TRT-$have-{CALIBRATOR}\'):" \\',
+    '         "TensorRT would ignore the cache and calibrate on random data." \\',
+    '         "Re-export the bundle with --trt-version $ver." >&2',
+    "    exit 2",
+    "  fi",
+    "}",
+    "",
+]
+
+
+def _stem(path: str) -> str:
+    return path[: -len(".engine")] if path.endswith(".engine") else path
 
 
 def _quote(arg: str) -> str:

@@ -2,9 +2,13 @@
 
 ``TrtRunner(engine_path)``: activate() deserializes the engine, makes one execution context,
 one CUDA stream, and page-locked host buffers sized for the profile's largest batch;
-``infer({name: array}) -> {name: array}``; deactivate() frees everything. It uses the TensorRT
-8.x binding API (present in 8.4 and 8.5, i.e. JetPack 5.0.2 and 5.1.x) and pycuda. The shape
-and buffer decisions are host functions below, tested without a GPU. Not verified on a Jetson yet.
+``infer({name: array}) -> {name: array}``; deactivate() frees everything. It uses the
+tensor-name API of TensorRT 8.5 (``set_input_shape``, ``set_tensor_address``,
+``execute_async_v3``; JetPack 5.1.x) and the binding API where that is absent (TensorRT 8.4,
+JetPack 5.0.2). Those calls report failure by returning False, not by raising, so every one is
+checked (NVIDIA/TensorRT release/8.5 python/src/infer/pyCore.cpp, include/NvInferRuntime.h):
+a failed enqueue would otherwise hand back the previous call's buffers. The shape and buffer
+decisions are host functions below, tested without a GPU. Not verified on a Jetson yet.
 """
 
 from __future__ import annotations
@@ -46,6 +50,53 @@ def check_batch(batch: int, profile_min: int, profile_max: int) -> None:
         )
 
 
+def uses_tensor_api(context: Any) -> bool:
+    """TensorRT >= 8.5 has the tensor-name API; 8.4 (JetPack 5.0.2) only the binding API."""
+    return hasattr(context, "execute_async_v3") and hasattr(context, "set_input_shape")
+
+
+def checked(ok: Any, call: str, what: str) -> None:
+    """Raise for a TensorRT call that returned False (its only failure signal)."""
+    if ok is False:
+        raise BackendError(
+            f"TensorRT {call} failed for {what}; the engine's outputs would be stale. "
+            "Run with the TensorRT logger at VERBOSE (or trtexec --loadEngine) to see why."
+        )
+
+
+def describe_io(engine: Any) -> List[Dict[str, Any]]:
+    """Name, direction, engine shape, dtype and binding index of each I/O tensor of ``engine``."""
+    tensor_api = hasattr(engine, "num_io_tensors")
+    count = engine.num_io_tensors if tensor_api else engine.num_bindings
+    out = []
+    for i in range(count):
+        if tensor_api:
+            name = engine.get_tensor_name(i)
+            is_input = str(engine.get_tensor_mode(name)).split(".")[-1] == "INPUT"
+            shape, dtype = engine.get_tensor_shape(name), engine.get_tensor_dtype(name)
+        else:
+            name, is_input = engine.get_binding_name(i), bool(engine.binding_is_input(i))
+            shape, dtype = engine.get_binding_shape(i), engine.get_binding_dtype(i)
+        key = str(dtype).split(".")[-1]
+        if key not in TRT_DTYPES:
+            raise BackendError(f"engine tensor {name!r} has dtype {dtype}; this runner handles {list(TRT_DTYPES)}.")
+        out.append({"index": i, "name": name, "input": is_input, "shape": tuple(int(d) for d in shape),
+                    "dtype": TRT_DTYPES[key]})
+    return out
+
+
+def batch_range(engine: Any, tensor: Dict[str, Any]) -> Tuple[int, int]:
+    """(min, max) batch of an input: its profile 0 when dynamic, else its fixed batch."""
+    shape = tensor["shape"]
+    if not (shape and shape[0] == -1):
+        return (int(shape[0]), int(shape[0])) if shape else (1, 1)
+    if hasattr(engine, "get_tensor_profile_shape"):
+        mn, _, mx = engine.get_tensor_profile_shape(tensor["name"], 0)
+    else:
+        mn, _, mx = engine.get_profile_shape(0, tensor["index"])
+    return int(mn[0]), int(mx[0])
+
+
 class TrtRunner:
     """Run a serialized TensorRT engine. Use as a context manager or activate()/deactivate()."""
 
@@ -85,8 +136,10 @@ class TrtRunner:
                     f"cannot deserialize {self.engine_path}: built by another TensorRT version or device?"
                 )
             self._context = self._engine.create_execution_context()
+            if self._context is None:
+                raise BackendError(f"TensorRT could not create an execution context for {self.engine_path}.")
             self._stream = cuda.Stream()
-            self._allocate(trt, cuda)
+            self._allocate(cuda)
         except BaseException:
             self._ctx.pop()
             self._ctx.detach()
@@ -96,19 +149,12 @@ class TrtRunner:
         self.is_active = True
         return self
 
-    def _allocate(self, trt: Any, cuda: Any) -> None:
-        self._bindings = []
-        for i in range(self._engine.num_bindings):
-            is_input = self._engine.binding_is_input(i)
-            shape = tuple(self._engine.get_binding_shape(i))
-            if is_input and shape and shape[0] == -1:
-                mn, _, mx = self._engine.get_profile_shape(0, i)
-                self.min_batch, self.max_batch = int(mn[0]), int(mx[0])
-            elif is_input:
-                self.min_batch = self.max_batch = int(shape[0]) if shape else 1
-            dtype = TRT_DTYPES[str(self._engine.get_binding_dtype(i)).split(".")[-1]]
-            self._bindings.append({"index": i, "name": self._engine.get_binding_name(i), "input": is_input,
-                                   "shape": shape, "dtype": dtype})
+    def _allocate(self, cuda: Any) -> None:
+        self._bindings = describe_io(self._engine)
+        inputs = [b for b in self._bindings if b["input"]]
+        if not inputs:
+            raise BackendError(f"{self.engine_path} has no input tensor.")
+        self.min_batch, self.max_batch = batch_range(self._engine, inputs[0])
         for b in self._bindings:
             full = resolve_shape(b["shape"], self.max_batch)
             b["host"] = cuda.pagelocked_empty(int(np.prod(full)), b["dtype"])
@@ -128,23 +174,46 @@ class TrtRunner:
         start = time.perf_counter()
         self._cuda_ctx_push()
         try:
-            for b in inputs:
-                shape = resolve_shape(b["shape"], batch)
-                self._context.set_binding_shape(b["index"], shape)
-                arr = np.ascontiguousarray(feed[b["name"]], dtype=b["dtype"]).reshape(-1)
-                b["host"][: arr.size] = arr
-                cuda.memcpy_htod_async(b["device"], b["host"][: arr.size], self._stream)  # pinned view
-            self._context.execute_async_v2([int(b["device"]) for b in self._bindings], self._stream.handle)
-            outputs = {}
-            for b in (b for b in self._bindings if not b["input"]):
-                shape = tuple(self._context.get_binding_shape(b["index"]))
-                cuda.memcpy_dtoh_async(b["host"][: int(np.prod(shape))], b["device"], self._stream)
-                outputs[b["name"]] = (b, shape)
+            outputs = self._enqueue(cuda, feed, inputs, batch)
             self._stream.synchronize()
         finally:
             self._cuda_ctx_pop()
         self.inference_time = time.perf_counter() - start
         return {name: b["host"][: int(np.prod(shape))].reshape(shape).copy() for name, (b, shape) in outputs.items()}
+
+    def _enqueue(self, cuda: Any, feed: Dict[str, np.ndarray], inputs: List[Dict[str, Any]],
+                 batch: int) -> Dict[str, Tuple[Dict[str, Any], Tuple[int, ...]]]:
+        """Shapes, copies in, one checked enqueue, copies out (asynchronous on the stream)."""
+        ctx = self._context
+        tensor_api = uses_tensor_api(ctx)
+        for b in inputs:
+            shape = resolve_shape(b["shape"], batch)
+            if tensor_api:
+                checked(ctx.set_input_shape(b["name"], shape), "set_input_shape", f"{b['name']} {shape}")
+            else:
+                checked(ctx.set_binding_shape(b["index"], shape), "set_binding_shape", f"{b['name']} {shape}")
+            arr = np.ascontiguousarray(feed[b["name"]], dtype=b["dtype"]).reshape(-1)
+            if arr.size != int(np.prod(shape)):
+                raise InputError(f"TrtRunner: input {b['name']!r} needs shape {shape}, received "
+                                 f"{tuple(feed[b['name']].shape)}.")
+            b["host"][: arr.size] = arr
+            cuda.memcpy_htod_async(b["device"], b["host"][: arr.size], self._stream)  # pinned view
+        if tensor_api:
+            for b in self._bindings:
+                checked(ctx.set_tensor_address(b["name"], int(b["device"])), "set_tensor_address", b["name"])
+            checked(ctx.execute_async_v3(self._stream.handle), "execute_async_v3", str(self.engine_path))
+        else:
+            checked(ctx.execute_async_v2([int(b["device"]) for b in self._bindings], self._stream.handle),
+                    "execute_async_v2", str(self.engine_path))
+        outputs = {}
+        for b in (b for b in self._bindings if not b["input"]):
+            raw = ctx.get_tensor_shape(b["name"]) if tensor_api else ctx.get_binding_shape(b["index"])
+            shape = tuple(int(d) for d in raw)
+            if any(d < 0 for d in shape):
+                raise BackendError(f"TensorRT left output {b['name']!r} with an unresolved shape {shape}.")
+            cuda.memcpy_dtoh_async(b["host"][: int(np.prod(shape))], b["device"], self._stream)
+            outputs[b["name"]] = (b, shape)
+        return outputs
 
     def deactivate(self) -> None:
         if not self.is_active:

@@ -7,6 +7,7 @@ each frame with ``(image, tracks, lock_result, command, message)``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Dict, Optional
 
 import numpy as np
@@ -55,6 +56,19 @@ def annotate(image: np.ndarray, tracks: Any, result: Any, command: Any, message:
     return out
 
 
+def check_record_path(path: str) -> None:
+    """Refuse at start-up what VideoWriter would only refuse on the first frame (then the run goes on unrecorded)."""
+    target = Path(path)
+    if target.is_dir():
+        raise InputError(f"--record {str(path)!r} is a directory; give a video file name such as follow.mp4.")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"--record {str(path)!r}: the folder {str(parent)!r} does not exist; create it first.")
+    if target.suffix.lower() not in (".mp4", ".m4v", ".mov", ".avi", ".mkv"):
+        raise InputError(f"--record {str(path)!r}: expected a .mp4 file (mp4v), received suffix "
+                         f"{target.suffix or 'none'!r}.")
+
+
 class VideoRecorder:
     """Writes annotated frames to an .mp4 (fourcc ``mp4v``: every OpenCV build has that encoder).
 
@@ -63,6 +77,7 @@ class VideoRecorder:
     """
 
     def __init__(self, path: str, fps: float = 10.0) -> None:
+        check_record_path(path)
         self.path = str(path)
         self.fps = float(fps) if fps and fps > 0 else 10.0
         self._writer: Optional[Any] = None

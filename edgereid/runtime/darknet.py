@@ -18,7 +18,7 @@ import numpy as np
 from edgereid.detections import Detections
 from edgereid.errors import InputError, MissingDependencyError
 from edgereid.lazy import require
-from edgereid.runtime.detector import Detector, to_detections
+from edgereid.runtime.detector_base import Detector, to_detections
 from edgereid.runtime.yolo_decode import PERSON_CLASS, nms
 
 

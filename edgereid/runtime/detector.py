@@ -21,50 +21,13 @@ from edgereid.detections import Detections
 from edgereid.errors import BackendError, InputError, MissingDependencyError
 from edgereid.lazy import require
 from edgereid.runtime import yolo_decode
+from edgereid.runtime.detector_base import Detector, check_frame, to_detections  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
 ACCEPTED_KINDS = ".onnx (onnxruntime), .engine/.plan (TensorRT), .bin (X3 BPU), .pt (Ultralytics), " \
     ".cfg/.weights (darknet, OpenCV 4.x); none = OpenCV HOG"
 DEFAULT_SIZE = 640  # only for models whose input size is dynamic
-
-
-class Detector:
-    """Base class: ``detect(frame_bgr) -> Detections`` of people in frame pixels."""
-
-    name = "detector"
-
-    def detect(self, frame_bgr: np.ndarray) -> Detections:
-        """Detect people in one (H, W, 3) uint8 BGR frame."""
-        check_frame(frame_bgr)
-        return self.detect_impl(frame_bgr)
-
-    def detect_impl(self, frame_bgr: np.ndarray) -> Detections:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Free the backend (engines hold device memory)."""
-
-    def __enter__(self) -> Detector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def check_frame(frame: np.ndarray) -> None:
-    """Raise InputError unless ``frame`` is a non-empty (H, W, 3) uint8 image."""
-    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.size == 0:
-        shape = getattr(frame, "shape", type(frame).__name__)
-        raise InputError(f"A detector needs an (H, W, 3) uint8 BGR frame, received {shape}.")
-    if frame.dtype != np.uint8:
-        raise InputError(f"A detector needs a uint8 frame, received dtype {frame.dtype}.")
-
-
-def to_detections(xyxy: np.ndarray, scores: np.ndarray) -> Detections:
-    """Person Detections (class id 0) without boxes of zero area."""
-    det = Detections(xyxy, scores, np.zeros(len(scores), np.int32))
-    return det[det.area > 0]
 
 
 def _import_backend(module: str, attr: str, purpose: str) -> Any:

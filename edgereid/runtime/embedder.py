@@ -219,6 +219,20 @@ register_backend("ort", _ort_from_bundle)
 register_backend("ort-int8", _ort_int8_from_bundle)
 
 
+def resolve_backend(bundle: Bundle, backend: str = "auto") -> str:
+    """``auto`` -> ``trt`` (bundle has an engine and tensorrt imports), ``bpu`` (a .bin and hobot_dnn or
+    bpu_infer_lib imports), else ``ort``; any other name is returned as given."""
+    if backend != "auto":
+        return backend
+    from edgereid.lazy import available
+
+    if bundle.has("engine") and available("tensorrt"):
+        return "trt"
+    if bundle.has("x3_bin") and (available("hobot_dnn") or available("bpu_infer_lib")):
+        return "bpu"
+    return "ort"
+
+
 def load_embedder(bundle: Bundle | str, backend: str = "auto", **options) -> EmbedderRunner:
     """Build (not activate) the embedder runner for ``bundle``.
 
@@ -231,15 +245,7 @@ def load_embedder(bundle: Bundle | str, backend: str = "auto", **options) -> Emb
     """
     if not isinstance(bundle, Bundle):
         bundle = Bundle.load(bundle)
-    if backend == "auto":
-        from edgereid.lazy import available
-
-        if bundle.has("engine") and available("tensorrt"):
-            backend = "trt"
-        elif bundle.has("x3_bin") and (available("hobot_dnn") or available("bpu_infer_lib")):
-            backend = "bpu"
-        else:
-            backend = "ort"
+    backend = resolve_backend(bundle, backend)
     runner = _build_runner(bundle, backend, **options)
     runner.bundle = bundle
     return runner

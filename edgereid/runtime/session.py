@@ -28,14 +28,13 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 def read_enroll_crops(folder: Union[str, Path]) -> List[np.ndarray]:
     """BGR crops of the person to follow from ``--enroll DIR`` (jpg/png/bmp, sorted by name)."""
-    from edgereid.lazy import require
+    from edgereid.evaluation.naming import read_image  # a corrupt crop is refused, as export and eval do
 
-    cv2 = require("cv2", "reading --enroll crops")
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"--enroll {str(folder)!r} is not a folder (expected crops of the person to follow).")
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    crops = [c for c in (cv2.imread(str(p)) for p in paths) if c is not None and c.size > 0]
+    crops = [read_image(p, "--enroll crop") for p in paths]
     if not crops:
         raise InputError(f"--enroll {str(folder)!r} holds no readable {'/'.join(IMAGE_SUFFIXES)} image.")
     return crops
@@ -92,6 +91,10 @@ def run_follow(
         config = load_config(config)
     if max_frames is not None and max_frames < 1:
         raise InputError(f"--max-frames must be >= 1, received {max_frames}.")
+    if record:
+        from edgereid.runtime.annotate import check_record_path
+
+        check_record_path(record)  # before anything opens: VideoWriter itself fails only on frame 1
     opened: List[Any] = []
     try:
         embedder = bundle if isinstance(bundle, EmbedderRunner) else load_embedder(bundle, backend=backend)

@@ -3,9 +3,12 @@
 The zoo's X3 (bernoulli2) YOLO models take NV12 and return per-level NHWC tensors:
 - YOLOv5 (``yolov5s_..._bernoulli2_nv12.bin``): 3 outputs (1, H/s, W/s, 3*(5+nc)) for strides
   8/16/32, raw logits (sigmoid on the host), anchors per level;
-- YOLOv8-style (DFL head, dequantize nodes removed): 6 outputs, per stride a class map
-  (1, H/s, W/s, nc) and a box map (1, H/s, W/s, 4*16) that is int32/int8 with per-channel
-  ``scale_data`` - the host multiplies by the scale (as rdk_model_zoo's samples do).
+- YOLOv8-style (DFL head, dequantize nodes of the box branch removed): 6 NHWC outputs in the
+  order [box s, box m, box l, cls s, cls m, cls l] - box (1, H/s, W/s, 4*16) int32 with its own
+  per-channel ``scale_data`` (quantizeAxis 3), cls (1, H/s, W/s, nc) float32 logits
+  (D-Robotics/rdk_model_zoo branch rdk_x3, demos/detect/YOLOv8/README.md "Input / Output Data"
+  and YOLOv8_Detect.py postProcess). We match outputs by channel count and spatial size, not by
+  position, so a model compiled with another output order decodes the same.
 The decoders below are pure functions of those arrays (tested on constructed outputs); only
 :class:`BpuYoloDetector` touches hobot_dnn. Nothing here has run on an X3 yet.
 """
@@ -13,14 +16,14 @@ The decoders below are pure functions of those arrays (tested on constructed out
 from __future__ import annotations
 
 import os
-from typing import List, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
 from edgereid.detections import Detections
 from edgereid.errors import BackendError, InputError
 from edgereid.lazy import require
-from edgereid.runtime.detector import Detector, to_detections
+from edgereid.runtime.detector_base import Detector, to_detections
 from edgereid.runtime.yolo_decode import boxes_to_frame, letterbox, nms
 from edgereid.x3.nv12 import bgr_to_nv12
 
@@ -131,13 +134,72 @@ def _stack(boxes: List[np.ndarray], scores: List[np.ndarray]) -> Tuple[np.ndarra
     return np.concatenate(boxes).astype(np.float32), np.concatenate(scores).astype(np.float32)
 
 
+class DflLevels(NamedTuple):
+    """The six DFL outputs sorted into levels (finest first): output indices and strides."""
+
+    box: List[int]
+    cls: List[int]
+    strides: List[int]
+
+
+def match_dfl_outputs(
+    shapes: Sequence[Sequence[int]],
+    integer: Sequence[bool],
+    input_hw: Optional[Tuple[int, int]] = None,
+    bins: int = DFL_BINS,
+) -> DflLevels:
+    """Which output is the box / class map of which stride, from shapes alone (NHWC).
+
+    A box map has 4 * bins channels; the class map of the same level has the same H and W.
+    When the class count is also 4 * bins, the quantized (integer) outputs are the box maps.
+    Stride = input height / H when ``input_hw`` is known, else 8/16/32 from finest to coarsest.
+
+    Raises:
+        BackendError: the outputs do not form three (box, cls) pairs.
+    """
+    shapes = [tuple(int(d) for d in s) for s in shapes]
+
+    def fail(why: str) -> BackendError:
+        return BackendError(
+            f"BPU YOLOv8 outputs {shapes} ({why}): expected three NHWC box maps (1, h, w, {4 * bins}) and "
+            "three class maps (1, h, w, nc) of the same sizes (D-Robotics rdk_model_zoo X3 YOLOv8)."
+        )
+
+    if len(shapes) != 6 or any(len(s) != 4 for s in shapes):
+        raise fail("not six 4-D tensors")
+    box = [i for i, s in enumerate(shapes) if s[3] == 4 * bins]
+    if len(box) == 6:
+        box = [i for i in box if integer[i]]
+    if len(box) != 3:
+        raise fail(f"{len(box)} box maps")
+    cls = [i for i in range(6) if i not in box]
+    box.sort(key=lambda i: -shapes[i][1])
+    by_hw = {shapes[i][1:3]: i for i in cls}
+    if len(by_hw) != 3 or any(shapes[i][1:3] not in by_hw for i in box):
+        raise fail("box and class maps do not pair by size")
+    if len({shapes[i][3] for i in cls}) != 1:
+        raise fail("class maps disagree on the class count")
+    cls = [by_hw[shapes[i][1:3]] for i in box]
+    if input_hw is not None and input_hw[0] > 0:
+        strides = [int(round(input_hw[0] / shapes[i][1])) for i in box]
+    else:
+        strides = list(STRIDES)
+    return DflLevels(box, cls, strides)
+
+
 def decode_bpu_outputs(
     outputs: Sequence[np.ndarray],
     scales: Sequence[Optional[np.ndarray]],
     conf: float,
     iou: float,
+    input_hw: Optional[Tuple[int, int]] = None,
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Pick the decoder from the output count (3 = YOLOv5, 6 = DFL head), then NMS.
+
+    Args:
+        outputs: the BPU output buffers, in the .bin's order.
+        scales: per output its ``scale_data`` (None when not quantized).
+        input_hw: the network input (H, W), for the strides of a DFL head.
 
     Returns:
         (k, 4) xyxy in network-input pixels and (k,) scores, best first.
@@ -145,8 +207,10 @@ def decode_bpu_outputs(
     if len(outputs) == 3:
         xyxy, score = decode_yolov5(outputs, conf, scales)
     elif len(outputs) == 6:
-        # zoo order: (cls, box) per stride 8, 16, 32
-        xyxy, score = decode_yolov8(outputs[0::2], outputs[1::2], list(scales[1::2]), conf)
+        integer = [np.issubdtype(np.asarray(o).dtype, np.integer) for o in outputs]
+        lv = match_dfl_outputs([np.shape(o) for o in outputs], integer, input_hw)
+        xyxy, score = decode_yolov8([outputs[i] for i in lv.cls], [outputs[i] for i in lv.box],
+                                    [scales[i] for i in lv.box], conf, lv.strides)
     else:
         shapes = [tuple(np.shape(o)) for o in outputs]
         raise BackendError(
@@ -194,7 +258,7 @@ class BpuYoloDetector(Detector):
     def detect_impl(self, frame_bgr: np.ndarray) -> Detections:
         image, box = letterbox(frame_bgr, self.input_hw, center=True, pad_value=127)
         outputs = [np.asarray(t.buffer) for t in self.model.forward(bgr_to_nv12(image))]
-        xyxy, scores = decode_bpu_outputs(outputs, self.scales, self.conf, self.iou)
+        xyxy, scores = decode_bpu_outputs(outputs, self.scales, self.conf, self.iou, self.input_hw)
         return to_detections(boxes_to_frame(xyxy, box), scores)
 
     def close(self) -> None:

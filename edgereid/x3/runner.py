@@ -96,15 +96,22 @@ class PyeasyDnnEmbedder(_BpuEmbedder):
 
     library = "hobot_dnn"
 
-    def _load(self) -> None:  # pragma: no cover - device only
+    def _load(self) -> None:
         dnn = require("hobot_dnn.pyeasy_dnn", "the X3 BPU embedder")
         self.model = dnn.load(self.model_path)[0]
         shape = list(self.model.inputs[0].properties.shape)
         _check_input_shape(shape, self.spec, self.input_type, self.name)
 
-    def forward_one(self, board_bytes: np.ndarray) -> np.ndarray:  # pragma: no cover - device only
+    def forward_one(self, board_bytes: np.ndarray) -> np.ndarray:
         outputs = self.model.forward(board_bytes)
-        return np.asarray(outputs[0].buffer, np.float32)
+        raw = np.asarray(outputs[0].buffer)
+        if np.issubdtype(raw.dtype, np.integer):  # output left quantized: scale_data per last axis (or tensor)
+            scale = np.asarray(getattr(self.model.outputs[0].properties, "scale_data", []), np.float32).reshape(-1)
+            if scale.size == 0:
+                raise BackendError(f"{self.name}: the .bin's output is {raw.dtype} without scale_data; recompile "
+                                   "it with its output dequantized (hb_mapper's default).")
+            return raw.astype(np.float32) * (scale if scale.size > 1 else scale[0])
+        return raw.astype(np.float32)
 
     def deactivate_impl(self) -> None:
         self.model = None

@@ -142,7 +142,7 @@ def test_check_report_path(tmp_path):
 
 
 def test_backend_options_threads_reach_onnxruntime_only():
-    from edgereid.benchmarks.harness import backend_options
+    from edgereid.runtime.backends import backend_options
 
     assert backend_options("ort", 2) == {"threads": 2}
     assert backend_options("ort-int8", 1) == {"threads": 1}

@@ -133,12 +133,17 @@ def test_build_script_lines_exact(xavier_bundle):
     text = b.path("trtexec_script").read_text()
     shapes = (f"--minShapes=images:1x3x{h}x{w} --optShapes=images:4x3x{h}x{w} "
               f"--maxShapes=images:8x3x{h}x{w}")
-    tail = "--memPoolSize=workspace:1024 --timingCacheFile=timing.cache"
+    def tail(stem):
+        return ("--memPoolSize=workspace:1024 --timingCacheFile=timing.cache --profilingVerbosity=detailed "
+                f"--exportLayerInfo={stem}.layers.json --exportProfile={stem}.profile.json")
+
     assert (f'  "$TRTEXEC" --onnx=model.int8.qdq.onnx --saveEngine=model.int8qdq.engine --fp16 --int8 '
-            f"{shapes} {tail}\n") in text
+            f"{shapes} {tail('model.int8qdq')}\n") in text
     assert (f'  "$TRTEXEC" --onnx=model.onnx --saveEngine=model.int8.engine --fp16 --int8 '
-            f"--calib=calib.cache {shapes} {tail}\n") in text
-    assert f'  "$TRTEXEC" --onnx=model.onnx --saveEngine=model.fp16.engine --fp16 {shapes} {tail}\n' in text
+            f"--calib=calib.cache {shapes} {tail('model.int8')}\n") in text
+    assert (f'  "$TRTEXEC" --onnx=model.onnx --saveEngine=model.fp16.engine --fp16 {shapes} '
+            f"{tail('model.fp16')}\n") in text
+    assert "  check_cache calib.cache\n" in text  # before the int8-cache line only
     assert b.path("trtexec_script").stat().st_mode & 0o111
 
 

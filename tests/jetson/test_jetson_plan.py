@@ -9,7 +9,8 @@ FILES = {"onnx": "model.onnx", "onnx_int8_qdq": "model.int8.qdq.onnx", "calib_ca
 CHW = (3, 256, 128)
 DYN = BatchProfile(1, 4, 8)
 STATIC = BatchProfile(2, 2, 2)
-TAIL = "--memPoolSize=workspace:1024 --timingCacheFile=timing.cache"
+TAIL = "--memPoolSize=workspace:1024 --timingCacheFile=timing.cache --profilingVerbosity=detailed"
+
 DYN_SHAPES = ("--minShapes=images:1x3x256x128 --optShapes=images:4x3x256x128 "
               "--maxShapes=images:8x3x256x128")
 
@@ -17,17 +18,20 @@ DYN_SHAPES = ("--minShapes=images:1x3x256x128 --optShapes=images:4x3x256x128 "
 @pytest.mark.parametrize(
     "mode, profile, line",
     [
-        ("fp16", DYN, f'"$TRTEXEC" --onnx=model.onnx --saveEngine=model.fp16.engine --fp16 {DYN_SHAPES} {TAIL}'),
+        ("fp16", DYN, f'"$TRTEXEC" --onnx=model.onnx --saveEngine=model.fp16.engine --fp16 {DYN_SHAPES} {TAIL} '
+                      "--exportLayerInfo=model.fp16.layers.json --exportProfile=model.fp16.profile.json"),
         ("int8-cache", DYN, '"$TRTEXEC" --onnx=model.onnx --saveEngine=model.int8.engine --fp16 --int8 '
-                            f"--calib=calib.cache {DYN_SHAPES} {TAIL}"),
+                            f"--calib=calib.cache {DYN_SHAPES} {TAIL} "
+                            "--exportLayerInfo=model.int8.layers.json --exportProfile=model.int8.profile.json"),
         ("int8-qdq", DYN, '"$TRTEXEC" --onnx=model.int8.qdq.onnx --saveEngine=model.int8qdq.engine --fp16 '
-                          f"--int8 {DYN_SHAPES} {TAIL}"),
+                          f"--int8 {DYN_SHAPES} {TAIL} "
+                            "--exportLayerInfo=model.int8qdq.layers.json --exportProfile=model.int8qdq.profile.json"),
         ("dla0", STATIC, '"$TRTEXEC" --onnx=model.onnx --saveEngine=model.dla0.engine --fp16 --int8 '
-                         "--calib=calib.cache --useDLACore=0 --allowGPUFallback --shapes=images:2x3x256x128 "
-                         f"{TAIL}"),
+                         "--calib=calib.cache --useDLACore=0 --allowGPUFallback "
+                         f"{TAIL} --exportLayerInfo=model.dla0.layers.json --exportProfile=model.dla0.profile.json"),
         ("dla1", STATIC, '"$TRTEXEC" --onnx=model.onnx --saveEngine=model.dla1.engine --fp16 --int8 '
-                         "--calib=calib.cache --useDLACore=1 --allowGPUFallback --shapes=images:2x3x256x128 "
-                         f"{TAIL}"),
+                         "--calib=calib.cache --useDLACore=1 --allowGPUFallback "
+                         f"{TAIL} --exportLayerInfo=model.dla1.layers.json --exportProfile=model.dla1.profile.json"),
     ],
 )
 def test_trtexec_lines_exact(mode, profile, line):
@@ -39,7 +43,7 @@ def test_dla_fp16_without_cache():
     assert plan.builder_flags == ["FP16", "GPU_FALLBACK"] and plan.calib_cache is None
     assert trtexec_line(plan) == (
         '"$TRTEXEC" --onnx=model.onnx --saveEngine=model.dla0.engine --fp16 --useDLACore=0 '
-        f"--allowGPUFallback --shapes=images:1x3x256x128 {TAIL}"
+        f"--allowGPUFallback {TAIL} --exportLayerInfo=model.dla0.layers.json --exportProfile=model.dla0.profile.json"
     )
 
 

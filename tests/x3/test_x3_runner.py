@@ -132,3 +132,28 @@ def test_bpu_infer_lib_embed_with_stand_in_and_flip(tmp_path, monkeypatch, rng):
     b = _fake_output(board_input(np.ascontiguousarray(crop[:, ::-1]), SPEC, "bgr")).reshape(-1)
     mean = (a + b) / 2
     np.testing.assert_allclose(feats[0], mean / np.linalg.norm(mean), rtol=1e-6)
+
+
+def test_pyeasy_dnn_embedder_dequantizes_an_int_output(monkeypatch, tmp_path):
+    """An output left quantized (int32 + scale_data, as rdk_model_zoo's box maps) is scaled on the host."""
+    import sys
+    import types
+
+    import numpy as np
+
+    from edgereid.preprocess import PreprocessSpec
+    from edgereid.x3.runner import PyeasyDnnEmbedder
+
+    scale = np.array([0.5, 0.25, 2.0], np.float32)
+    out = types.SimpleNamespace(properties=types.SimpleNamespace(scale_data=scale))
+    model = types.SimpleNamespace(
+        inputs=[types.SimpleNamespace(properties=types.SimpleNamespace(shape=(1, 3, 8, 4)))], outputs=[out],
+        forward=lambda b: [types.SimpleNamespace(buffer=np.array([[[[4, 4, 4]]]], np.int32))])
+    dnn = types.ModuleType("hobot_dnn.pyeasy_dnn")
+    dnn.load = lambda path: [model]
+    monkeypatch.setitem(sys.modules, "hobot_dnn", types.ModuleType("hobot_dnn"))
+    monkeypatch.setitem(sys.modules, "hobot_dnn.pyeasy_dnn", dnn)
+    (tmp_path / "m.bin").write_bytes(b"x")
+    with PyeasyDnnEmbedder(str(tmp_path / "m.bin"), PreprocessSpec(8, 4), l2=False) as emb:
+        feats = emb.embed([np.zeros((16, 8, 3), np.uint8)])
+    np.testing.assert_allclose(feats, [[2.0, 1.0, 8.0]])
