@@ -24,7 +24,7 @@ from edgereid.preprocess import PreprocessSpec
 from edgereid.x3 import config as cfg
 from edgereid.x3.graph import build_x3_graphs
 from edgereid.x3.nv12 import NV12_COLOR_RANGE
-from edgereid.x3.ops import BPU, HORIZON_X3_MODEL_ZOO, HORIZON_X3_OPS
+from edgereid.x3.ops import BPU, HORIZON_X3_OPS
 from edgereid.x3.placement import format_report, placement_report
 
 DEFAULT_OPTIONS = {
@@ -135,7 +135,7 @@ def add_x3_files(
 
     report = {
         "march": cfg.MARCH,
-        "rules_sources": [HORIZON_X3_OPS, HORIZON_X3_MODEL_ZOO],
+        "rules_sources": [HORIZON_X3_OPS],
         "rewrites": graphs.rewrites,
         "plain": before,
         "rewritten": after,
