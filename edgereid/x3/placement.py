@@ -14,6 +14,7 @@ import numpy as np
 
 from edgereid.onnx_macs import node_macs
 from edgereid.x3.checks import CHECKS
+from edgereid.x3.cost import cpu_subgraph_costs, latency_split
 from edgereid.x3.ops import BPU, CPU, FREE_OPS, UNSUPPORTED, X3_RULES, RuleTable
 
 
@@ -105,7 +106,16 @@ def place(v: NodeView, table: RuleTable = X3_RULES) -> Placement:
 
 
 def count_subgraphs(views: Sequence[NodeView], placements: Sequence[Placement]) -> Dict[str, int]:
-    """Connected components of same-device nodes (free ops are skipped)."""
+    """Number of connected components of same-device nodes per device (free ops are skipped)."""
+    return {dev: len(groups) for dev, groups in subgraphs(views, placements).items()}
+
+
+def subgraphs(views: Sequence[NodeView], placements: Sequence[Placement]) -> Dict[str, List[List[int]]]:
+    """Connected components of same-device nodes (node indices, free ops skipped), per device.
+
+    hb_mapper splits the model at every CPU operator ("ptq_process.md": the BPU parts before and
+    after a CPU operator become two subgraphs); a group of connected CPU nodes is one CPU stage.
+    """
     device = {}
     producer: Dict[str, int] = {}
     for i, (v, p) in enumerate(zip(views, placements)):
@@ -129,20 +139,25 @@ def count_subgraphs(views: Sequence[NodeView], placements: Sequence[Placement]) 
             j = producer.get(x)
             if j is not None and device[j] == device[i]:
                 parent[find(i)] = find(j)
-    roots: Dict[str, set] = {BPU: set(), CPU: set(), UNSUPPORTED: set()}
+    groups: Dict[str, Dict[int, List[int]]] = {BPU: {}, CPU: {}, UNSUPPORTED: {}}
     for i, dev in device.items():
-        roots[dev].add(find(i))
-    return {dev: len(r) for dev, r in roots.items()}
+        groups[dev].setdefault(find(i), []).append(i)
+    return {dev: [sorted(m) for m in g.values()] for dev, g in groups.items()}
 
 
 def placement_report(model, table: RuleTable = X3_RULES) -> dict:
     """JSON-ready report: per-node placements, counts, subgraphs and BPU MAC share."""
     views = graph_views(model)
     placements = [place(v, table) for v in views]
-    sub = count_subgraphs(views, placements)
+    groups = subgraphs(views, placements)
+    sub = {dev: len(g) for dev, g in groups.items()}
     work = [p for v, p in zip(views, placements) if v.op_type not in FREE_OPS]
     total = sum(p.macs for p in work)
     bpu_macs = sum(p.macs for p in work if p.device == BPU)
+    outputs = [o.name for o in model.graph.output]
+    costs = cpu_subgraph_costs(views, placements, groups[CPU] + groups[UNSUPPORTED], outputs)
+    shapes = {o: s for v in views for o, s in zip(v.outputs, v.out_shapes)}
+    out_elements = sum(int(np.prod(shapes[o])) for o in outputs if shapes.get(o) and min(shapes[o]) > 0)
     return {
         "nodes": [p.__dict__.copy() for p in work],
         "num_nodes": len(work),
@@ -155,6 +170,8 @@ def placement_report(model, table: RuleTable = X3_RULES) -> dict:
         "bpu_macs": int(bpu_macs),
         "bpu_mac_share": float(bpu_macs / total) if total else 0.0,
         "cpu_op_types": sorted({p.op_type for p in work if p.device == CPU}),
+        "cpu_subgraph_costs": costs,
+        "latency_estimate": latency_split(bpu_macs, costs, out_elements),
     }
 
 
@@ -169,6 +186,18 @@ def format_report(report: dict, title: str = "") -> str:
         f"BPU subgraphs {report['bpu_subgraphs']}; BPU share of MACs {100 * report['bpu_mac_share']:.2f}% "
         f"of {report['total_macs'] / 1e6:.1f} M"
     )
+    est = report.get("latency_estimate")
+    if est:
+        lines.append(
+            f"estimated X3 latency {est['total_ms']:.2f} ms = BPU {est['bpu_ms']:.2f} + CPU {est['cpu_ms']:.2f} "
+            f"+ BPU<->CPU hand-overs {est['handover_ms']:.2f} (assumptions: edgereid.x3.cost, not measured)"
+        )
+    for k, c in enumerate(report.get("cpu_subgraph_costs", [])):
+        lines.append(
+            f"  CPU subgraph {k}: {'+'.join(c['op_types'])} ({len(c['nodes'])} nodes), "
+            f"{c['bytes_bpu_to_cpu']} B in / {c['bytes_cpu_to_bpu']} B out (int8), {c['flops'] / 1e6:.1f} MFLOP, "
+            f"~{c['est_ms']['total']:.3f} ms; kept there by: {' | '.join(c['rules'])}"
+        )
     lines.append(f"{'node':40s} {'op':20s} {'where':11s} {'MMACs':>8s}  reason")
     for n in report["nodes"]:
         lines.append(

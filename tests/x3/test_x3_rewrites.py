@@ -96,6 +96,9 @@ def test_sub_div_const(builder, run, rng):
     assert _ops(model) == ["Add", "Mul"]
     # Add of a 1xCx1x1 constant is not a BPU form (row Add: NC11 only between two ops' outputs)
     assert placement_report(model)["cpu_nodes"] == 1
+    assert _check_equal(model, ["affine_to_conv"], run, (1, 3, 4, 4), rng) == {"affine_to_conv": 1}
+    assert _ops(model) == ["Conv", "Mul"]
+    assert placement_report(model)["cpu_nodes"] == 0
 
 
 @pytest.mark.parametrize("form", ["div_reducel2", "lpnorm"])
