@@ -274,6 +274,7 @@ REWRITES.update(
     pixel_gate_to_full=rewrites_bpu.pixel_gate_to_full,
     affine_to_conv=rewrites_bpu.affine_to_conv,
     merge_reshapes=rewrites_bpu.merge_reshapes,
+    unsqueeze_before_transpose=rewrites_bpu.unsqueeze_before_transpose,
     const_to_4d=rewrites_bpu.const_to_4d,
     sub_to_add=rewrites_bpu.sub_to_add,
     concat_vector_maps=rewrites_bpu.concat_vector_maps,
@@ -294,6 +295,7 @@ DEFAULT_REWRITES = (
     "sigmoid_after_reshape",
     "pixel_gate_to_full",
     "affine_to_conv",
+    "unsqueeze_before_transpose",
     "merge_reshapes",
 )
 

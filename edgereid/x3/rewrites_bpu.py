@@ -360,3 +360,38 @@ def concat_vector_maps(g: GraphEdit, cmax: int = 2048) -> int:
         g.finish()
         changed += 1
     return changed
+
+
+def unsqueeze_before_transpose(g: GraphEdit) -> int:
+    """Transpose then a trailing Unsqueeze = Unsqueeze then Transpose (perm + the new axes), so the
+    Unsqueeze can join the Reshape before it (:func:`merge_reshapes`): one copy less on the CPU."""
+    h = _helper()
+    changed = 0
+    for un in list(g.graph.node):
+        if un.op_type != "Unsqueeze":
+            continue
+        tr = g.producer.get(un.input[0])
+        if tr is None or tr.op_type != "Transpose" or g.only_consumer(tr.output[0]) is not un:
+            continue
+        src = g.shape(tr.input[0])
+        as_input = len(un.input) > 1  # opset >= 13: axes is an input
+        axes = g.const(un.input[1]).tolist() if as_input and g.const(un.input[1]) is not None else g.attr(un, "axes")
+        if src is None or axes is None:
+            continue
+        r, k = len(src), len(axes)
+        if sorted(a % (r + k) for a in axes) != list(range(r, r + k)):
+            continue  # only new trailing axes
+        perm = list(g.attr(tr, "perm", list(reversed(range(r))))) + list(range(r, r + k))
+        mid = g.fresh(un.output[0] + "_pre")
+        new_axes = list(range(r, r + k))
+        if as_input:
+            new_un = h.make_node("Unsqueeze", [tr.input[0], _i64(g, un.name + "_axes", new_axes)], [mid],
+                                 name=un.name + "_first")
+        else:
+            new_un = h.make_node("Unsqueeze", [tr.input[0]], [mid], name=un.name + "_first", axes=new_axes)
+        new_tr = h.make_node("Transpose", [mid], list(un.output), name=tr.name + "_after", perm=perm)
+        g.replace_node(un, [new_un, new_tr])
+        g.remove_node(tr)
+        g.refresh()
+        changed += 1
+    return changed

@@ -143,3 +143,17 @@ def test_concat_of_flattened_parts(builder, run, rng):
     cpu = [n for n in rep["nodes"] if n["device"] == "cpu"]
     assert [n["op_type"] for n in cpu] == ["Concat"] and "channels 3840 > 2048" in cpu[0]["reason"]
     assert sum(n["op_type"] == "Concat" and n["device"] == "bpu" for n in rep["nodes"]) == 2  # 2048 + 1792
+
+
+@pytest.mark.parametrize("opset", [11, 17])
+def test_channel_branch_relayout_is_two_nodes(builder, run, rng, opset):
+    """RGA's x.reshape(C, N).transpose.unsqueeze(-1): Reshape + Transpose + Unsqueeze -> Reshape + Transpose."""
+    b = builder
+    t = b.node("Reshape", ["x", b.const(np.array([1, 6, 20], np.int64))])
+    t = b.node("Transpose", [t], perm=[0, 2, 1])
+    out = (b.node("Unsqueeze", [t, b.const(np.array([-1], np.int64))]) if opset >= 13
+           else b.node("Unsqueeze", [t], axes=[3]))
+    model = b.model((1, 6, 5, 4), out, None, opset=opset)
+    counts = _equal(model, ["unsqueeze_before_transpose", "merge_reshapes"], run, (1, 6, 5, 4), rng, rtol=0, atol=0)
+    assert counts == {"unsqueeze_before_transpose": 1, "merge_reshapes": 1}
+    assert _ops(model) == ["Reshape", "Transpose"]
