@@ -20,7 +20,8 @@ Why each exists (``edgereid.x3.ops`` says what the BPU takes):
 - ``sub_div_const``: Sub/Div by a constant (CPU ops) are Add/Mul by -c / 1/c (BPU ops).
 - ``relation_to_bpu_matmul``, ``sigmoid_after_reshape``, ``pixel_gate_to_full``, ``affine_to_conv``,
   ``merge_reshapes``, ``const_to_4d``, ``sub_to_add``, ``concat_vector_maps``: RGA's relation
-  products and gates and RRID's head in BPU forms, see :mod:`edgereid.x3.rewrites_bpu`.
+  products and gates and RRID's head in BPU forms, see :mod:`edgereid.x3.rewrites_rga` and
+  :mod:`edgereid.x3.rewrites_bpu`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 
-from edgereid.x3 import rewrites_bpu
+from edgereid.x3 import rewrites_bpu, rewrites_rga
 from edgereid.x3.graphedit import GraphEdit
 
 Rewrite = Callable[[GraphEdit], int]
@@ -269,7 +270,7 @@ def sub_div_const(g: GraphEdit) -> int:
 
 
 REWRITES.update(
-    relation_to_bpu_matmul=rewrites_bpu.relation_to_bpu_matmul,
+    relation_to_bpu_matmul=rewrites_rga.relation_to_bpu_matmul,
     sigmoid_after_reshape=rewrites_bpu.sigmoid_after_reshape,
     pixel_gate_to_full=rewrites_bpu.pixel_gate_to_full,
     affine_to_conv=rewrites_bpu.affine_to_conv,

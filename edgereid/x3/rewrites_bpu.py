@@ -1,16 +1,10 @@
-"""X3 rewrites that put RGA's relation products and gates into forms Horizon's X3 list puts on the BPU.
+"""X3 rewrites that put RGA's gates and RRID's head into forms Horizon's X3 list puts on the BPU
+(RGA's relation products: :mod:`edgereid.x3.rewrites_rga`).
 
 Each function is ``(GraphEdit) -> int`` like those of :mod:`edgereid.x3.rewrites` (registered
 there) and exact up to float summation order. The forms come from HorizonRDK/rdk_x3_doc
 ``docs/toolchain_development/intermediate/supported_op_list.md`` (rows cited below):
 
-- ``relation_to_bpu_matmul``: the folded relation product of RGA (:mod:`edgereid.models.rga_fold`)
-  exports as rank-3 MatMuls between Reshapes and a Transpose (row MatMul lists only 4-D forms for
-  two feature maps: 1xBxMxK x 1x1xKxN). It becomes: one channel Concat of theta and phi (BPU), one
-  Reshape to f = 1x1x2KxN plus its Transpose f^T (one CPU subgraph), the constant-first product
-  [W_in; W_out] (1x2xCxN) x f^T (form 1xBxMxK x 1x1xKxN, B = 2 > 1), a Slice + Concat picking
-  [W_in phi^T | W_out theta^T], and the feature product with f (1x1xCx2K x 1x1x2KxN). The B = 2
-  product computes both halves against both of theta and phi: 2x the MACs of that factor, on the BPU.
 - ``sigmoid_after_reshape``: Sigmoid then Reshape (1x1xCx1 -> 1xCx1x1) becomes Reshape then Sigmoid:
   row Sigmoid limits the padded size (W to 8, C to 4 / C to 32) to 8192, which 1x1xCx1 misses for
   C >= 512 and 1xCx1x1 meets up to C = 8192.
@@ -30,112 +24,29 @@ import numpy as np
 from edgereid.x3.graphedit import GraphEdit
 
 
-def _helper():
+def onnx_helper():
     import onnx
 
     return onnx.helper
 
 
-def _i64(g: GraphEdit, base: str, values) -> str:
+def i64_const(g: GraphEdit, base: str, values) -> str:
     return g.add_const(base, np.array(values, np.int64))
 
 
-# -- relation products ------------------------------------------------------------------------------
-def _producer(g: GraphEdit, name: str, op: str):
+def producer_of(g: GraphEdit, name: str, op: str):
     node = g.producer.get(name)
     return node if node is not None and node.op_type == op else None
 
 
-def _map_reshape(g: GraphEdit, name: str) -> Optional[tuple]:
-    """(Reshape node, its 4-D source, K, N) when ``name`` = Reshape(1xKxHxW map -> 1xKxN)."""
-    node = _producer(g, name, "Reshape")
-    if node is None:
-        return None
-    src, dst = g.shape(node.input[0]), g.shape(node.output[0])
-    if src is None or dst is None or len(src) != 4 or len(dst) != 3 or src[0] != 1 or dst[0] != 1:
-        return None
-    if dst[1] != src[1] or dst[2] != src[2] * src[3]:
-        return None
-    return node, node.input[0], src[1], dst[2]
-
-
-def _const_matmul(g: GraphEdit, name: str) -> Optional[tuple]:
-    """(left input, constant (N, C)) when ``name`` = MatMul(feature, constant 2-D)."""
-    node = _producer(g, name, "MatMul")
-    if node is None or g.const(node.input[1]) is None or g.const(node.input[1]).ndim != 2:
-        return None
-    return node.input[0], g.const(node.input[1]).astype(np.float32)
-
-
-def _match_relation(g: GraphEdit, mm) -> Optional[dict]:
-    """The folded relation pattern ending in MatMul ``mm``, or None."""
-    tr = _producer(g, mm.input[0], "Transpose")
-    cat_f = _producer(g, mm.input[1], "Concat")
-    if tr is None or cat_f is None or list(g.attr(tr, "perm", [])) != [0, 2, 1]:
-        return None
-    cat_g = _producer(g, tr.input[0], "Concat")
-    if cat_g is None or len(cat_g.input) != 2 or len(cat_f.input) != 2:
-        return None
-    if g.attr(cat_g, "axis") % 3 != 1 or g.attr(cat_f, "axis") % 3 != 1:
-        return None
-    theta_r, phi_r = cat_f.input
-    a, b = (_const_matmul(g, x) for x in cat_g.input)
-    if a is None or b is None or a[0] != phi_r or b[0] != theta_r:
-        return None
-    t, p = _map_reshape(g, theta_r), _map_reshape(g, phi_r)
-    if t is None or p is None or g.shape(t[1]) != g.shape(p[1]):
-        return None
-    k, n = t[2], t[3]
-    w_in, w_out = a[1].T, b[1].T  # (C_out, N) each
-    if w_in.shape != w_out.shape or w_in.shape[1] != n:
-        return None
-    return {"theta4": t[1], "phi4": p[1], "k": k, "n": n, "w_in": w_in, "w_out": w_out}
-
-
-def relation_to_bpu_matmul(g: GraphEdit) -> int:
-    h = _helper()
-    changed = 0
-    for mm in list(g.graph.node):
-        if mm.op_type != "MatMul" or mm not in g.graph.node:
-            continue
-        m = _match_relation(g, mm)
-        if m is None:
-            continue
-        k, n, c_out = m["k"], m["n"], m["w_in"].shape[0]
-        base = mm.name or "relation"
-        t = {x: g.fresh(f"{base}_{x}") for x in ("cat", "f", "ft", "g2", "gin", "gout", "gt", "out")}
-        w = np.stack([m["w_in"], m["w_out"]])[None]  # (1, 2, C_out, N)
-        new = [
-            h.make_node("Concat", [m["theta4"], m["phi4"]], [t["cat"]], name=base + "_cat", axis=1),
-            h.make_node("Reshape", [t["cat"], _i64(g, base + "_fshape", [1, 1, 2 * k, n])], [t["f"]],
-                        name=base + "_f"),
-            h.make_node("Transpose", [t["f"]], [t["ft"]], name=base + "_ft", perm=[0, 1, 3, 2]),
-            h.make_node("MatMul", [g.add_const(base + "_w", w.astype(np.float32)), t["ft"]], [t["g2"]],
-                        name=base + "_wf"),
-            # [W_in phi^T | W_out theta^T]: channel 0 columns K..2K, channel 1 columns 0..K
-            h.make_node("Slice", [t["g2"], _i64(g, base + "_s0", [0, k]), _i64(g, base + "_e0", [1, 2 * k]),
-                                  _i64(g, base + "_a0", [1, 3])], [t["gin"]], name=base + "_gin"),
-            h.make_node("Slice", [t["g2"], _i64(g, base + "_s1", [1, 0]), _i64(g, base + "_e1", [2, k]),
-                                  _i64(g, base + "_a1", [1, 3])], [t["gout"]], name=base + "_gout"),
-            h.make_node("Concat", [t["gin"], t["gout"]], [t["gt"]], name=base + "_gt", axis=3),
-            h.make_node("MatMul", [t["gt"], t["f"]], [t["out"]], name=base + "_gf"),
-            h.make_node("Reshape", [t["out"], _i64(g, base + "_oshape", [1, c_out, n])], list(mm.output),
-                        name=base + "_o3"),
-        ]
-        g.replace_node(mm, new)
-        g.finish()
-        changed += 1
-    return changed
-
-
 # -- Sigmoid after the reshape that brings it to channels ----------------------------------------
 def sigmoid_after_reshape(g: GraphEdit) -> int:
-    h = _helper()
+    h = onnx_helper()
     changed = 0
     for rs in list(g.graph.node):
         if rs.op_type != "Reshape":
             continue
-        sig = _producer(g, rs.input[0], "Sigmoid")
+        sig = producer_of(g, rs.input[0], "Sigmoid")
         src, dst = g.shape(rs.input[0]), g.shape(rs.output[0])
         if sig is None or g.only_consumer(sig.output[0]) is not rs or src is None or dst is None:
             continue
@@ -153,7 +64,7 @@ def sigmoid_after_reshape(g: GraphEdit) -> int:
 
 # -- per-pixel gate spread over the channels ------------------------------------------------------
 def pixel_gate_to_full(g: GraphEdit) -> int:
-    h = _helper()
+    h = onnx_helper()
     changed = 0
     for mul in list(g.graph.node):
         if mul.op_type != "Mul" or len(mul.input) != 2 or any(g.const(x) is not None for x in mul.input):
@@ -193,7 +104,7 @@ def _depthwise(g: GraphEdit, name: str, x: str, out: List[str], scale: np.ndarra
     c = scale.size
     w = g.add_const(name + "_dw", scale.reshape(c, 1, 1, 1).astype(np.float32))
     b = g.add_const(name + "_db", shift.astype(np.float32))
-    return _helper().make_node("Conv", [x, w, b], out, name=name + "_dwconv", kernel_shape=[1, 1], group=c)
+    return onnx_helper().make_node("Conv", [x, w, b], out, name=name + "_dwconv", kernel_shape=[1, 1], group=c)
 
 
 def _bn_to_conv(g: GraphEdit, node) -> bool:
@@ -256,7 +167,7 @@ _RESHAPES = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
 
 def merge_reshapes(g: GraphEdit) -> int:
     """A chain of reshape-like nodes (each the only reader of the last) is one Reshape to the end shape."""
-    h = _helper()
+    h = onnx_helper()
     changed = 0
     for node in list(g.graph.node):
         if node.op_type not in _RESHAPES or node not in g.graph.node:
@@ -267,7 +178,7 @@ def merge_reshapes(g: GraphEdit) -> int:
         end = g.shape(node.output[0])
         if end is None or any(d <= 0 for d in end):
             continue
-        merged = h.make_node("Reshape", [prev.input[0], _i64(g, node.name + "_to", end)], list(node.output),
+        merged = h.make_node("Reshape", [prev.input[0], i64_const(g, node.name + "_to", end)], list(node.output),
                              name=node.name + "_merged")
         g.replace_node(node, [merged])
         g.remove_node(prev)
@@ -297,7 +208,7 @@ def const_to_4d(g: GraphEdit) -> int:
 
 def sub_to_add(g: GraphEdit) -> int:
     """a - b of two same-shape 4-D maps (row Sub: CPU) = a + (-1 * b) (Mul x 1x1x1x1, Add NCHW + NCHW)."""
-    h = _helper()
+    h = onnx_helper()
     changed = 0
     for node in list(g.graph.node):
         if node.op_type != "Sub" or any(g.const(x) is not None for x in node.input):
@@ -320,7 +231,7 @@ def sub_to_add(g: GraphEdit) -> int:
 def concat_vector_maps(g: GraphEdit, cmax: int = 2048) -> int:
     """Concat of flattened (1, C_i, 1, 1) maps -> channel Concats of <= ``cmax`` channels (BPU, row Concat)
     feeding one last Concat and a flatten; the last Concat stays on the CPU when the total > ``cmax``."""
-    h = _helper()
+    h = onnx_helper()
     changed = 0
     for node in list(g.graph.node):
         if node.op_type != "Concat" or g.attr(node, "axis", 0) % 2 != 1 or len(node.input) < 2:
@@ -354,7 +265,7 @@ def concat_vector_maps(g: GraphEdit, cmax: int = 2048) -> int:
         out4 = g.fresh(node.output[0] + "_4d")
         last = [h.make_node("Concat", parts, [out4], name=node.name + "_4d", axis=1)] if len(parts) > 1 else []
         src = out4 if last else parts[0]
-        flat = h.make_node("Reshape", [src, _i64(g, node.name + "_to2d", [1, total])], list(node.output),
+        flat = h.make_node("Reshape", [src, i64_const(g, node.name + "_to2d", [1, total])], list(node.output),
                            name=node.name + "_flat")
         g.replace_node(node, [*part_nodes, *last, flat])
         g.finish()
@@ -365,7 +276,7 @@ def concat_vector_maps(g: GraphEdit, cmax: int = 2048) -> int:
 def unsqueeze_before_transpose(g: GraphEdit) -> int:
     """Transpose then a trailing Unsqueeze = Unsqueeze then Transpose (perm + the new axes), so the
     Unsqueeze can join the Reshape before it (:func:`merge_reshapes`): one copy less on the CPU."""
-    h = _helper()
+    h = onnx_helper()
     changed = 0
     for un in list(g.graph.node):
         if un.op_type != "Unsqueeze":
@@ -385,7 +296,7 @@ def unsqueeze_before_transpose(g: GraphEdit) -> int:
         mid = g.fresh(un.output[0] + "_pre")
         new_axes = list(range(r, r + k))
         if as_input:
-            new_un = h.make_node("Unsqueeze", [tr.input[0], _i64(g, un.name + "_axes", new_axes)], [mid],
+            new_un = h.make_node("Unsqueeze", [tr.input[0], i64_const(g, un.name + "_axes", new_axes)], [mid],
                                  name=un.name + "_first")
         else:
             new_un = h.make_node("Unsqueeze", [tr.input[0]], [mid], name=un.name + "_first", axes=new_axes)

@@ -62,6 +62,32 @@ def test_relation_product_moves_to_bpu(builder, run, rng):
     assert relation == 2 * c_out * n * 2 * k + c_out * 2 * k * n
 
 
+def test_relation_and_attention_tail_on_rows(builder, run, rng):
+    """Relation + BatchNorm + ReLU + Concat([g, .]) + the 2-conv attention MLP + Sigmoid gate of x:
+    the tail runs on the rows too; only f / f^T and the 1 x N logits cross to the CPU."""
+    b = builder
+    rel = _folded_relation(b, k=4, c=8, h=6, w=4, c_out=5)
+    var = b.const(np.abs(b.rng.normal(1, 0.3, 5)).astype(np.float32))
+    r = b.node("Relu", [b.node("BatchNormalization", [rel, b.weight(5), b.weight(5), b.weight(5), var])])
+    g = b.node("Conv", ["x", b.weight(1, 8, 1, 1)])  # the mean map (1, 1, H, W)
+    t = b.node("Concat", [g, r], axis=1)
+    t = b.node("Relu", [b.node("Conv", [t, b.weight(3, 6, 1, 1), b.weight(3)])])
+    logits = b.node("Conv", [t, b.weight(1, 3, 1, 1), b.weight(1)])
+    out = b.node("Mul", [b.node("Sigmoid", [logits]), "x"])
+    model = b.model((1, 8, 6, 4), out, None)
+    names = ["relation_to_bpu_matmul", "pixel_gate_to_full", "merge_reshapes"]
+    counts = _equal(model, names, run, (1, 8, 6, 4), rng)
+    assert counts["relation_to_bpu_matmul"] == 1
+    rep = placement_report(model)
+    assert rep["bpu_mac_share"] == 1.0
+    costs = rep["cpu_subgraph_costs"]
+    assert sorted("+".join(c["op_types"]) for c in costs) == ["Reshape", "Reshape+Transpose"]
+    # f = [theta; phi; 1; g] (2K + 2 = 10 rows of N = 24) crosses once each way plus f^T; logits: N
+    by_ops = {"+".join(c["op_types"]): c for c in costs}
+    assert by_ops["Reshape+Transpose"]["elements_bpu_to_cpu"] == 10 * 24
+    assert by_ops["Reshape"]["elements_bpu_to_cpu"] == 24
+
+
 def test_sigmoid_after_reshape(builder, run, rng):
     b = builder
     t = b.node("Conv", ["x", b.weight(1, 4, 1, 1)])  # (1, 1, 1024, 1): gate along H
