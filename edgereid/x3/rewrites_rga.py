@@ -11,6 +11,10 @@ f = 1x1x2KxN plus its Transpose f^T (one CPU subgraph), the constant-first produ
 and the feature product with f (1x1xCx2K x 1x1x2KxN). The B = 2 product computes both halves
 against both of theta and phi: 2x the MACs of that factor, on the BPU.
 
+When theta, phi and g are 1x1 convs over the channel branch's positions-as-channels view of x
+(1xNxCx1), they become MatMuls on x reshaped to 1x1xCxN: f^T comes out in place, only f needs a
+Transpose, and x a Reshape instead of a Reshape and a Transpose.
+
 When the relation is followed by RGA's tail (BatchNorm, ReLU, Concat with the mean map g, the
 attention MLP of two 1x1 convs, BatchNorms folded), the tail runs on the rows as well: f also
 carries a row of ones and the row g, the BatchNorm becomes a scale of the constants plus a bias
@@ -123,6 +127,73 @@ def _match_tail(g: GraphEdit, mm, c_out: int) -> Optional[dict]:
             "logits": c2, "logit_shape": g.shape(c2.output[0])}
 
 
+def _positions_view(g: GraphEdit, name: str) -> Optional[str]:
+    """The map x (1xCxHxW) when ``name`` is RGA's positions-as-channels view of it (1xNxCx1):
+    Unsqueeze(Transpose(Reshape(x -> 1xCxN), [0, 2, 1]), -1), else None."""
+    un = producer_of(g, name, "Unsqueeze")
+    tr = producer_of(g, un.input[0], "Transpose") if un is not None else None
+    rs = producer_of(g, tr.input[0], "Reshape") if tr is not None else None
+    if rs is None or list(g.attr(tr, "perm", [])) != [0, 2, 1]:
+        return None
+    x, view = g.shape(rs.input[0]), g.shape(name)
+    if x is None or view is None or len(x) != 4 or x[0] != 1 or view != [1, x[2] * x[3], x[1], 1]:
+        return None
+    return rs.input[0]
+
+
+def _relu_conv(g: GraphEdit, name: str):
+    """(conv input, weight (C_out, C_in), bias) when ``name`` = Relu(plain 1x1 Conv(.)), else None."""
+    relu = producer_of(g, name, "Relu")
+    conv = producer_of(g, relu.input[0], "Conv") if relu is not None else None
+    wb = _conv1x1(g, conv)
+    return None if wb is None else (conv.input[0], *wb)
+
+
+def _positions_head(g: GraphEdit, m: dict, tail: dict, base: str, f: str, ft: str) -> Optional[list]:
+    """For RGA's channel branch (theta, phi, g from 1x1 convs over the positions-as-channels view of x):
+    the same products as MatMuls on x reshaped to 1x1xCxN, so f^T comes out in place and only f needs
+    a Transpose; x needs a Reshape instead of a Reshape and a Transpose. None when it does not apply."""
+    h = onnx_helper()
+    theta, phi = _relu_conv(g, m["theta4"]), _relu_conv(g, m["phi4"])
+    mean = producer_of(g, tail["g"], "Conv")
+    mean_w = _conv1x1(g, mean)
+    gx = _relu_conv(g, mean.input[0]) if mean is not None else None
+    if theta is None or phi is None or gx is None or mean_w is None or mean_w[0].shape[0] != 1 or mean_w[1].any():
+        return None
+    view = theta[0]
+    x = _positions_view(g, view)
+    if x is None or phi[0] != view or gx[0] != view:
+        return None
+    _, c, hh, ww = g.shape(x)
+    n = hh * ww
+    w_all = np.concatenate([theta[1], phi[1], gx[1]]).T.astype(np.float32)  # (N, 2K + K_g)
+    b_all = np.concatenate([theta[2], phi[2], gx[2]])[None].astype(np.float32)  # (1, 2K + K_g)
+    k, kg = theta[1].shape[0], gx[1].shape[0]
+    t = {x_: g.fresh(f"{base}_{x_}") for x_ in ("xr", "x0", "ones", "y", "yb", "ys", "yr", "tp", "gx", "gt")}
+
+    def sl(src, out, starts, ends, axes):
+        return h.make_node("Slice", [src, i64_const(g, out + "_s", starts), i64_const(g, out + "_e", ends),
+                                     i64_const(g, out + "_a", axes)], [out], name=out)
+
+    return [
+        h.make_node("Reshape", [x, i64_const(g, base + "_xr", [1, 1, c, n])], [t["xr"]], name=base + "_xrows"),
+        sl(t["xr"], t["x0"], [0], [1], [3]),
+        h.make_node("Conv", [t["x0"], g.add_const(base + "_z1", np.zeros((1, 1, 1, 1), np.float32)),
+                             g.add_const(base + "_b1", np.ones(1, np.float32))], [t["ones"]],
+                    name=base + "_ones_col", kernel_shape=[1, 1]),
+        h.make_node("MatMul", [t["xr"], g.add_const(base + "_wall", w_all)], [t["y"]], name=base + "_convs"),
+        h.make_node("MatMul", [t["ones"], g.add_const(base + "_ball", b_all)], [t["yb"]], name=base + "_bias"),
+        h.make_node("Add", [t["y"], t["yb"]], [t["ys"]], name=base + "_biased"),
+        h.make_node("Relu", [t["ys"]], [t["yr"]], name=base + "_convs_relu"),
+        sl(t["yr"], t["tp"], [0], [2 * k], [3]),
+        sl(t["yr"], t["gx"], [2 * k], [2 * k + kg], [3]),
+        h.make_node("MatMul", [t["gx"], g.add_const(base + "_mean", mean_w[0].T.astype(np.float32))], [t["gt"]],
+                    name=base + "_gmean"),
+        h.make_node("Concat", [t["tp"], t["ones"], t["gt"]], [ft], name=base + "_ft_cat", axis=3),
+        h.make_node("Transpose", [ft], [f], name=base + "_f_t", perm=[0, 1, 3, 2]),
+    ]
+
+
 def _rows_nodes(g: GraphEdit, m: dict, tail: dict, base: str) -> list:
     """The relation and its tail on the rows of f = [theta; phi; 1; g] (see the module docstring)."""
     h = onnx_helper()
@@ -144,15 +215,20 @@ def _rows_nodes(g: GraphEdit, m: dict, tail: dict, base: str) -> list:
     v2 = np.concatenate([v, v0[:, None]], 1)  # (1, hidden + 1): [hidden | 1]
     u2 = np.stack([u2, u2])[None].astype(np.float32)  # B = 2: the constant-first form needs B > 1
     v2 = np.stack([v2, v2])[None].astype(np.float32)
-    ones_w = np.zeros((1, k, 1, 1), np.float32)
-    return [
-        h.make_node("Conv", [m["theta4"], g.add_const(base + "_zw", ones_w),
-                             g.add_const(base + "_one", np.ones(1, np.float32))], [t["ones"]],
-                    name=base + "_ones", kernel_shape=[1, 1]),
-        h.make_node("Concat", [m["theta4"], m["phi4"], t["ones"], tail["g"]], [t["cat"]], name=base + "_cat", axis=1),
-        h.make_node("Reshape", [t["cat"], i64_const(g, base + "_fshape", [1, 1, 2 * k + 2, n])], [t["f"]],
-                    name=base + "_f"),
-        h.make_node("Transpose", [t["f"]], [t["ft"]], name=base + "_ft", perm=[0, 1, 3, 2]),
+    head = _positions_head(g, m, tail, base, t["f"], t["ft"])
+    if head is None:
+        ones_w = np.zeros((1, k, 1, 1), np.float32)
+        head = [
+            h.make_node("Conv", [m["theta4"], g.add_const(base + "_zw", ones_w),
+                                 g.add_const(base + "_one", np.ones(1, np.float32))], [t["ones"]],
+                        name=base + "_ones", kernel_shape=[1, 1]),
+            h.make_node("Concat", [m["theta4"], m["phi4"], t["ones"], tail["g"]], [t["cat"]], name=base + "_cat",
+                        axis=1),
+            h.make_node("Reshape", [t["cat"], i64_const(g, base + "_fshape", [1, 1, 2 * k + 2, n])], [t["f"]],
+                        name=base + "_f"),
+            h.make_node("Transpose", [t["f"]], [t["ft"]], name=base + "_ft", perm=[0, 1, 3, 2]),
+        ]
+    return head + [
         h.make_node("MatMul", [g.add_const(base + "_w3", w3), t["ft"]], [t["g3"]], name=base + "_wf"),
         sl(t["g3"], t["gin"], [0, k], [1, 2 * k], [1, 3]),
         sl(t["g3"], t["gout"], [1, 0], [2, k], [1, 3]),

@@ -27,13 +27,13 @@ def _equal(model, names, run, shape, rng, rtol=1e-5, atol=1e-5):
     return counts
 
 
-def _folded_relation(b, k: int, c: int, h: int, w: int, c_out: int):
+def _folded_relation(b, k: int, c: int, h: int, w: int, c_out: int, src: str = "x"):
     """The folded relation conv as torch exports it (edgereid.models.rga_fold.relation_conv_folded):
     theta/phi 1x1 convs, Reshape to (1, K, N), a = phi W_in^T, b = theta W_out^T,
     out = cat(a, b)^T @ cat(theta, phi), Reshape to (1, C_out, H, W)."""
     n = h * w
-    theta4 = b.node("Relu", [b.node("Conv", ["x", b.weight(k, c, 1, 1)])])
-    phi4 = b.node("Relu", [b.node("Conv", ["x", b.weight(k, c, 1, 1)])])
+    theta4 = b.node("Relu", [b.node("Conv", [src, b.weight(k, c, 1, 1), b.weight(k)])])
+    phi4 = b.node("Relu", [b.node("Conv", [src, b.weight(k, c, 1, 1), b.weight(k)])])
     to3 = b.const(np.array([1, k, n], np.int64))
     theta, phi = b.node("Reshape", [theta4, to3]), b.node("Reshape", [phi4, to3])
     a = b.node("MatMul", [phi, b.weight(n, c_out, scale=0.1)])
@@ -62,17 +62,44 @@ def test_relation_product_moves_to_bpu(builder, run, rng):
     assert relation == 2 * c_out * n * 2 * k + c_out * 2 * k * n
 
 
+def _attention_tail(b, rel, g, c_out: int):
+    var = b.const(np.abs(b.rng.normal(1, 0.3, c_out)).astype(np.float32))
+    bn = [b.weight(c_out), b.weight(c_out), b.weight(c_out), var]
+    r = b.node("Relu", [b.node("BatchNormalization", [rel, *bn])])
+    t = b.node("Concat", [g, r], axis=1)
+    t = b.node("Relu", [b.node("Conv", [t, b.weight(3, 1 + c_out, 1, 1), b.weight(3)])])
+    return b.node("Conv", [t, b.weight(1, 3, 1, 1), b.weight(1)])
+
+
+def test_channel_branch_reads_x_as_rows(builder, run, rng):
+    """RGA's channel branch: theta, phi, g are 1x1 convs over x viewed as (1, N, C, 1); after the
+    rewrite x is only reshaped to (1, 1, C, N), f^T comes from MatMuls, and f is one Transpose."""
+    b = builder
+    c, h, w, k, c_out = 6, 5, 4, 3, 2  # N = 20 positions as channels, C = 6 "positions"
+    t = b.node("Reshape", ["x", b.const(np.array([1, c, h * w], np.int64))])
+    view = b.node("Unsqueeze", [b.node("Transpose", [t], perm=[0, 2, 1])], axes=[3])  # (1, N, C, 1)
+    rel = _folded_relation(b, k=k, c=h * w, h=c, w=1, c_out=c_out, src=view)
+    gx = b.node("Relu", [b.node("Conv", [view, b.weight(k, h * w, 1, 1), b.weight(k)])])
+    g = b.node("Conv", [gx, b.const(np.full((1, k, 1, 1), 1.0 / k, np.float32))])  # channel mean as conv
+    logits = _attention_tail(b, rel, g, c_out)  # (1, 1, C, 1)
+    gate = b.node("Reshape", [b.node("Sigmoid", [logits]), b.const(np.array([1, c, 1, 1], np.int64))])
+    model = b.model((1, c, h, w), b.node("Mul", [gate, "x"]), None)
+    names = ["relation_to_bpu_matmul", "sigmoid_after_reshape", "merge_reshapes"]
+    assert _equal(model, names, run, (1, c, h, w), rng)["relation_to_bpu_matmul"] == 1
+    rep = placement_report(model)
+    assert rep["bpu_mac_share"] == 1.0
+    by_ops = sorted(("+".join(x["op_types"]), x["elements_bpu_to_cpu"]) for x in rep["cpu_subgraph_costs"])
+    # x -> (1, 1, C, N); f^T (C x 2K+2) -> f; the gate (1, 1, 1, C) -> (1, C, 1, 1)
+    assert by_ops == [("Reshape", c), ("Reshape", c * h * w), ("Transpose", c * (2 * k + 2))]
+
+
 def test_relation_and_attention_tail_on_rows(builder, run, rng):
     """Relation + BatchNorm + ReLU + Concat([g, .]) + the 2-conv attention MLP + Sigmoid gate of x:
     the tail runs on the rows too; only f / f^T and the 1 x N logits cross to the CPU."""
     b = builder
     rel = _folded_relation(b, k=4, c=8, h=6, w=4, c_out=5)
-    var = b.const(np.abs(b.rng.normal(1, 0.3, 5)).astype(np.float32))
-    r = b.node("Relu", [b.node("BatchNormalization", [rel, b.weight(5), b.weight(5), b.weight(5), var])])
     g = b.node("Conv", ["x", b.weight(1, 8, 1, 1)])  # the mean map (1, 1, H, W)
-    t = b.node("Concat", [g, r], axis=1)
-    t = b.node("Relu", [b.node("Conv", [t, b.weight(3, 6, 1, 1), b.weight(3)])])
-    logits = b.node("Conv", [t, b.weight(1, 3, 1, 1), b.weight(1)])
+    logits = _attention_tail(b, rel, g, 5)
     out = b.node("Mul", [b.node("Sigmoid", [logits]), "x"])
     model = b.model((1, 8, 6, 4), out, None)
     names = ["relation_to_bpu_matmul", "pixel_gate_to_full", "merge_reshapes"]
