@@ -196,7 +196,8 @@ def format_report(report: dict, title: str = "") -> str:
         lines.append(
             f"  CPU subgraph {k}: {'+'.join(c['op_types'])} ({len(c['nodes'])} nodes), "
             f"{c['bytes_bpu_to_cpu']} B in / {c['bytes_cpu_to_bpu']} B out (int8), {c['flops'] / 1e6:.1f} MFLOP, "
-            f"~{c['est_ms']['total']:.3f} ms; kept there by: {' | '.join(c['rules'])}"
+            f"~{c['est_ms']['total']:.3f} ms; kept there by supported_op_list.md rows: "
+            f"{'; '.join(r.split(' row ')[-1] for r in c['rules'])}"
         )
     lines.append(f"{'node':40s} {'op':20s} {'where':11s} {'MMACs':>8s}  reason")
     for n in report["nodes"]:

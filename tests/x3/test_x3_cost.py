@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgereid.x3.cost import RESNET50_224_MACS, X3_ASSUMPTIONS
-from edgereid.x3.placement import placement_report
+from edgereid.x3.placement import format_report, placement_report
 
 A = X3_ASSUMPTIONS
 
@@ -56,6 +56,9 @@ def test_one_cpu_subgraph_by_hand(builder):
     assert split["bpu_ms"] == pytest.approx(macs / A.bpu_macs_per_s.value * 1e3)
     assert split["handover_ms"] == pytest.approx(288 * q + 180 * q)  # + dequantizing the 180 outputs
     assert split["total_ms"] == pytest.approx(split["bpu_ms"] + split["cpu_ms"] + split["handover_ms"])
+    text = format_report(rep)
+    assert f"estimated X3 latency {split['total_ms']:.2f} ms" in text
+    assert "144 B in / 144 B out (int8)" in text and "rows: Reshape: CPU计算; Transpose: CPU计算" in text
 
 
 def test_cpu_matmul_counts_flops(builder):
