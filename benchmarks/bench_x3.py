@@ -2,6 +2,8 @@
 simulated X3 INT8 accuracy of the shared OSNet on PKU-Reid (and the cosine of RGA-SC INT8).
 
 Run:  OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_x3.py [--methods default kl max]
+      OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_x3.py --placement   (placement, cost model,
+      host timing of the CPU subgraphs, cosine of the rewritten graph; no INT8 simulation)
 Prints markdown rows for benchmarks/results/x3.md. Needs ../shared/assets.
 """
 
@@ -62,7 +64,13 @@ def main() -> None:
     parser.add_argument("--eval-ids", type=int, default=31)
     parser.add_argument("--calib", type=int, default=100)
     parser.add_argument("--rga-crops", type=int, default=16)
+    parser.add_argument("--placement", action="store_true", help="placement / cost tables only")
     args = parser.parse_args()
+    if args.placement:
+        from bench_x3_placement import placement_tables
+
+        placement_tables(pku(args.eval_ids, 1)[0][::31][:16])  # 16 crops of 16 people
+        return
 
     from edgereid.preprocess import PreprocessSpec
     from edgereid.x3.export import add_x3_files

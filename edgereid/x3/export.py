@@ -22,9 +22,10 @@ from edgereid.errors import InputError
 from edgereid.lazy import require
 from edgereid.preprocess import PreprocessSpec
 from edgereid.x3 import config as cfg
+from edgereid.x3.cost import X3_ASSUMPTIONS
 from edgereid.x3.graph import build_x3_graphs
 from edgereid.x3.nv12 import NV12_COLOR_RANGE
-from edgereid.x3.ops import BPU, HORIZON_X3_MODEL_ZOO, HORIZON_X3_OPS
+from edgereid.x3.ops import BPU, HORIZON_X3_OPS
 from edgereid.x3.placement import format_report, placement_report
 
 DEFAULT_OPTIONS = {
@@ -135,8 +136,9 @@ def add_x3_files(
 
     report = {
         "march": cfg.MARCH,
-        "rules_sources": [HORIZON_X3_OPS, HORIZON_X3_MODEL_ZOO],
+        "rules_sources": [HORIZON_X3_OPS],
         "rewrites": graphs.rewrites,
+        "cost_assumptions": X3_ASSUMPTIONS.as_dict(),
         "plain": before,
         "rewritten": after,
         "x3_output_shapes": graphs.output_shapes,
@@ -168,6 +170,11 @@ def add_x3_files(
         "cpu_subgraphs_before": before["cpu_subgraphs"],
         "cpu_subgraphs": after["cpu_subgraphs"],
         "cpu_nodes": after["cpu_nodes"],
+        "x3_latency_estimate_ms_before": before["latency_estimate"],
+        "x3_latency_estimate_ms": after["latency_estimate"],
+        "cpu_subgraph_cost_ms": [round(c["est_ms"]["total"], 4) for c in after["cpu_subgraph_costs"]],
+        "latency_estimate_note": "host arithmetic from Horizon's published X3 timings, not measured on an X3 "
+                                 "(assumptions in the x3_report)",
         "unsupported_nodes": after["unsupported_nodes"],
         "postprocess_on_host": ["reshape to (N, D)", "l2_normalize"],
     }

@@ -7,12 +7,14 @@ hand-over per boundary) and the share of multiply-accumulates (MACs) on the BPU.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from edgereid.onnx_macs import node_macs
+from edgereid.x3.checks import CHECKS
+from edgereid.x3.cost import cpu_subgraph_costs, latency_split
 from edgereid.x3.ops import BPU, CPU, FREE_OPS, UNSUPPORTED, X3_RULES, RuleTable
 
 
@@ -28,6 +30,7 @@ class NodeView:
     in_shapes: List[Optional[List[int]]]
     out_shapes: List[Optional[List[int]]]
     const_inputs: Dict[int, np.ndarray]
+    in_producers: List[Optional[str]] = field(default_factory=list)  # op type making each input
 
 
 @dataclass
@@ -38,6 +41,7 @@ class Placement:
     rule: str
     reason: str
     macs: int
+    doc: str = ""  # the document's row that decided it
 
 
 def graph_views(model) -> List[NodeView]:
@@ -58,6 +62,7 @@ def graph_views(model) -> List[NodeView]:
                 pass
     for name, arr in consts.items():
         shapes.setdefault(name, list(arr.shape))
+    producer = {o: n.op_type for n in g.node for o in n.output}
     views = []
     for i, node in enumerate(g.node):
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
@@ -71,110 +76,10 @@ def graph_views(model) -> List[NodeView]:
                 in_shapes=[shapes.get(x) for x in node.input],
                 out_shapes=[shapes.get(x) for x in node.output],
                 const_inputs={j: consts[x] for j, x in enumerate(node.input) if x in consts},
+                in_producers=[producer.get(x) for x in node.input],
             )
         )
     return views
-
-
-# -- named checks: (view, limit) -> None when it passes, else the reason -----------------------
-def _in0(v: NodeView) -> Optional[List[int]]:
-    return v.in_shapes[0] if v.in_shapes else None
-
-
-def _check_rank(v: NodeView, rank: object) -> Optional[str]:
-    s = _in0(v)
-    return None if s is not None and len(s) == rank else f"input rank {None if s is None else len(s)} != {rank}"
-
-
-def _check_kernel(v: NodeView, kmax: object) -> Optional[str]:
-    k = v.attrs.get("kernel_shape")
-    if k is None and 1 in v.const_inputs:
-        k = list(v.const_inputs[1].shape[2:])
-    if k is None:
-        return None
-    return None if max(k) <= kmax else f"kernel {list(k)} > {kmax}x{kmax}"
-
-
-def _check_channels(v: NodeView, cmax: object) -> Optional[str]:
-    chans = [s[1] for s in v.in_shapes + v.out_shapes if s is not None and len(s) >= 2]
-    big = [c for c in chans if c > cmax]
-    return f"channels {max(big)} > {cmax}" if big else None
-
-
-def _check_hw(v: NodeView, hw_max: object) -> Optional[str]:
-    s = _in0(v)
-    if s is None or len(s) != 4:
-        return None
-    return None if s[2] * s[3] <= hw_max else f"H*W {s[2] * s[3]} > {hw_max}"
-
-
-def _check_chw(v: NodeView, chw_max: object) -> Optional[str]:
-    s = _in0(v)
-    if s is None or len(s) != 4:
-        return None
-    chw = s[1] * s[2] * s[3]
-    return None if chw <= chw_max else f"C*H*W {chw} > {chw_max}"
-
-
-def _check_reduce_axes(v: NodeView, axes: object) -> Optional[str]:
-    got = v.attrs.get("axes")
-    if got is None and 1 in v.const_inputs:
-        got = v.const_inputs[1].tolist()
-    rank = len(_in0(v) or [0] * 4)
-    got = sorted(int(a) % rank for a in (got or []))
-    return None if tuple(got) == tuple(axes) else f"reduces axes {got}, BPU takes only {list(axes)}"
-
-
-def _check_broadcast_4d(v: NodeView, _: object) -> Optional[str]:
-    shapes = v.in_shapes
-    if any(s is None for s in shapes):
-        return "unknown input shape"
-    full = [s for s in shapes if len(s) == 4]
-    if not full or any(len(s) not in (0, 4) and int(np.prod(s)) != 1 for s in shapes):
-        return f"operands {shapes} are not 4-D"
-    ref = max(full, key=lambda s: int(np.prod(s)))
-    for s in shapes:
-        if len(s) == 0 or int(np.prod(s)) == 1 or list(s) == list(ref):
-            continue
-        per_channel = s[1] == ref[1] and s[2] == 1 and s[3] == 1
-        per_pixel = s[1] == 1 and s[2] == ref[2] and s[3] == ref[3]
-        if not (per_channel or per_pixel):
-            return f"broadcast {list(s)} against {list(ref)} is not a listed 4-D form"
-    return None
-
-
-def _check_concat_axis(v: NodeView, axis: object) -> Optional[str]:
-    rank = len(_in0(v) or [0] * 4)
-    return None if int(v.attrs.get("axis", 0)) % rank == axis else f"concat axis {v.attrs.get('axis')} != {axis}"
-
-
-def _check_gemm(v: NodeView, _: object) -> Optional[str]:
-    if 1 not in v.const_inputs:
-        return "Gemm with a non-constant B"
-    return None if v.attrs.get("transA", 0) == 0 else "Gemm with transA=1"
-
-
-def _check_matmul(v: NodeView, _: object) -> Optional[str]:
-    a, b = (v.in_shapes + [None, None])[:2]
-    if 1 in v.const_inputs and a is not None and len(a) in (2, 4):
-        return None
-    if a is not None and b is not None and len(a) == 4 and len(b) == 4 and a[:2] == b[:2]:
-        return None
-    return f"MatMul {a} x {b} is not a listed 4-D form"
-
-
-CHECKS: Dict[str, Callable[[NodeView, object], Optional[str]]] = {
-    "rank": _check_rank,
-    "kernel_max": _check_kernel,
-    "channels_max": _check_channels,
-    "hw_max": _check_hw,
-    "chw_max": _check_chw,
-    "reduce_axes": _check_reduce_axes,
-    "broadcast_4d": _check_broadcast_4d,
-    "concat_axis": _check_concat_axis,
-    "gemm_as_conv": _check_gemm,
-    "matmul_form": _check_matmul,
-}
 
 
 def view_macs(v: NodeView) -> int:
@@ -190,16 +95,27 @@ def place(v: NodeView, table: RuleTable = X3_RULES) -> Placement:
         for check, limit in rule.limits:
             reason = CHECKS[check](v, limit)
             if reason:
-                return Placement(v.name, v.op_type, CPU, rule.describe(), f"BPU limit failed: {reason}", macs)
-        return Placement(v.name, v.op_type, BPU, rule.describe(), f"on the BPU list ({rule.source})", macs)
+                return Placement(
+                    v.name, v.op_type, CPU, rule.describe(), f"BPU limit failed: {reason}", macs, rule.citation()
+                )
+        return Placement(v.name, v.op_type, BPU, rule.describe(), "on the BPU list", macs, rule.citation())
     if v.op_type in table.cpu:
         rule = table.cpu[v.op_type]
-        return Placement(v.name, v.op_type, CPU, rule.describe(), f"on the CPU list ({rule.source})", macs)
+        return Placement(v.name, v.op_type, CPU, rule.describe(), "on the CPU list", macs, rule.citation())
     return Placement(v.name, v.op_type, UNSUPPORTED, "-", "on neither the BPU nor the CPU list", macs)
 
 
 def count_subgraphs(views: Sequence[NodeView], placements: Sequence[Placement]) -> Dict[str, int]:
-    """Connected components of same-device nodes (free ops are skipped)."""
+    """Number of connected components of same-device nodes per device (free ops are skipped)."""
+    return {dev: len(groups) for dev, groups in subgraphs(views, placements).items()}
+
+
+def subgraphs(views: Sequence[NodeView], placements: Sequence[Placement]) -> Dict[str, List[List[int]]]:
+    """Connected components of same-device nodes (node indices, free ops skipped), per device.
+
+    hb_mapper splits the model at every CPU operator ("ptq_process.md": the BPU parts before and
+    after a CPU operator become two subgraphs); a group of connected CPU nodes is one CPU stage.
+    """
     device = {}
     producer: Dict[str, int] = {}
     for i, (v, p) in enumerate(zip(views, placements)):
@@ -223,20 +139,25 @@ def count_subgraphs(views: Sequence[NodeView], placements: Sequence[Placement]) 
             j = producer.get(x)
             if j is not None and device[j] == device[i]:
                 parent[find(i)] = find(j)
-    roots: Dict[str, set] = {BPU: set(), CPU: set(), UNSUPPORTED: set()}
+    groups: Dict[str, Dict[int, List[int]]] = {BPU: {}, CPU: {}, UNSUPPORTED: {}}
     for i, dev in device.items():
-        roots[dev].add(find(i))
-    return {dev: len(r) for dev, r in roots.items()}
+        groups[dev].setdefault(find(i), []).append(i)
+    return {dev: [sorted(m) for m in g.values()] for dev, g in groups.items()}
 
 
 def placement_report(model, table: RuleTable = X3_RULES) -> dict:
     """JSON-ready report: per-node placements, counts, subgraphs and BPU MAC share."""
     views = graph_views(model)
     placements = [place(v, table) for v in views]
-    sub = count_subgraphs(views, placements)
+    groups = subgraphs(views, placements)
+    sub = {dev: len(g) for dev, g in groups.items()}
     work = [p for v, p in zip(views, placements) if v.op_type not in FREE_OPS]
     total = sum(p.macs for p in work)
     bpu_macs = sum(p.macs for p in work if p.device == BPU)
+    outputs = [o.name for o in model.graph.output]
+    costs = cpu_subgraph_costs(views, placements, groups[CPU] + groups[UNSUPPORTED], outputs)
+    shapes = {o: s for v in views for o, s in zip(v.outputs, v.out_shapes)}
+    out_elements = sum(int(np.prod(shapes[o])) for o in outputs if shapes.get(o) and min(shapes[o]) > 0)
     return {
         "nodes": [p.__dict__.copy() for p in work],
         "num_nodes": len(work),
@@ -249,6 +170,8 @@ def placement_report(model, table: RuleTable = X3_RULES) -> dict:
         "bpu_macs": int(bpu_macs),
         "bpu_mac_share": float(bpu_macs / total) if total else 0.0,
         "cpu_op_types": sorted({p.op_type for p in work if p.device == CPU}),
+        "cpu_subgraph_costs": costs,
+        "latency_estimate": latency_split(bpu_macs, costs, out_elements),
     }
 
 
@@ -263,6 +186,19 @@ def format_report(report: dict, title: str = "") -> str:
         f"BPU subgraphs {report['bpu_subgraphs']}; BPU share of MACs {100 * report['bpu_mac_share']:.2f}% "
         f"of {report['total_macs'] / 1e6:.1f} M"
     )
+    est = report.get("latency_estimate")
+    if est:
+        lines.append(
+            f"estimated X3 latency {est['total_ms']:.2f} ms = BPU {est['bpu_ms']:.2f} + CPU {est['cpu_ms']:.2f} "
+            f"+ BPU<->CPU hand-overs {est['handover_ms']:.2f} (assumptions: edgereid.x3.cost, not measured)"
+        )
+    for k, c in enumerate(report.get("cpu_subgraph_costs", [])):
+        lines.append(
+            f"  CPU subgraph {k}: {'+'.join(c['op_types'])} ({len(c['nodes'])} nodes), "
+            f"{c['bytes_bpu_to_cpu']} B in / {c['bytes_cpu_to_bpu']} B out (int8), {c['flops'] / 1e6:.1f} MFLOP, "
+            f"~{c['est_ms']['total']:.3f} ms; kept there by supported_op_list.md rows: "
+            f"{'; '.join(r.split(' row ')[-1] for r in c['rules'])}"
+        )
     lines.append(f"{'node':40s} {'op':20s} {'where':11s} {'MMACs':>8s}  reason")
     for n in report["nodes"]:
         lines.append(

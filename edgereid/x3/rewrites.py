@@ -18,6 +18,10 @@ Why each exists (``edgereid.x3.ops`` says what the BPU takes):
   runner reshapes to (N, D) anyway).
 - ``fold_batchnorm``: BatchNorm after a Conv becomes the conv's weights and bias.
 - ``sub_div_const``: Sub/Div by a constant (CPU ops) are Add/Mul by -c / 1/c (BPU ops).
+- ``relation_to_bpu_matmul``, ``sigmoid_after_reshape``, ``pixel_gate_to_full``, ``affine_to_conv``,
+  ``merge_reshapes``, ``const_to_4d``, ``sub_to_add``, ``concat_vector_maps``: RGA's relation
+  products and gates and RRID's head in BPU forms, see :mod:`edgereid.x3.rewrites_rga` and
+  :mod:`edgereid.x3.rewrites_bpu`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 
+from edgereid.x3 import rewrites_bpu, rewrites_rga
 from edgereid.x3.graphedit import GraphEdit
 
 Rewrite = Callable[[GraphEdit], int]
@@ -264,14 +269,35 @@ def sub_div_const(g: GraphEdit) -> int:
     return changed
 
 
+REWRITES.update(
+    relation_to_bpu_matmul=rewrites_rga.relation_to_bpu_matmul,
+    sigmoid_after_reshape=rewrites_bpu.sigmoid_after_reshape,
+    pixel_gate_to_full=rewrites_bpu.pixel_gate_to_full,
+    affine_to_conv=rewrites_bpu.affine_to_conv,
+    merge_reshapes=rewrites_bpu.merge_reshapes,
+    unsqueeze_before_transpose=rewrites_bpu.unsqueeze_before_transpose,
+    const_to_4d=rewrites_bpu.const_to_4d,
+    sub_to_add=rewrites_bpu.sub_to_add,
+    concat_vector_maps=rewrites_bpu.concat_vector_maps,
+)
+
 DEFAULT_REWRITES = (
     "strip_l2_normalize",
     "channel_mean_to_conv",
     "full_avgpool_to_gap",
     "sub_div_const",
+    "sub_to_add",
+    "const_to_4d",
     "sink_flatten",
     "fold_batchnorm",
+    "concat_vector_maps",
     "drop_trailing_flatten",
+    "relation_to_bpu_matmul",
+    "sigmoid_after_reshape",
+    "pixel_gate_to_full",
+    "affine_to_conv",
+    "unsqueeze_before_transpose",
+    "merge_reshapes",
 )
 
 

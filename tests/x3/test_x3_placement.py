@@ -8,23 +8,28 @@ import pytest
 from edgereid.x3.ops import BPU_RULES, CPU_RULES, X3_RULES
 from edgereid.x3.placement import CHECKS, format_report, placement_report
 
+DOC = "supported_op_list.md"
+
 
 def test_rule_table_is_data_with_sources():
     assert set(BPU_RULES).isdisjoint(CPU_RULES)
     for rule in list(BPU_RULES.values()) + list(CPU_RULES.values()):
-        assert rule.source, rule
+        assert DOC in rule.source and rule.doc, rule
+        assert rule.citation().endswith(rule.doc)
         for check, _ in rule.limits:
             assert check in CHECKS, f"{rule.op_type}: unknown check {check}"
-    # the facts of issue 4, as data
+    # supported_op_list.md, RDK X3 ONNX rows, as data
     assert dict(BPU_RULES["Conv"].limits)["kernel_max"] == 7
-    assert dict(BPU_RULES["Conv"].limits)["channels_max"] == 2048
+    assert dict(BPU_RULES["Conv"].limits)["conv_channels"] == (2048, 4096)
+    assert dict(BPU_RULES["Conv"].limits)["kernel_volume_max"] == 32768
     assert dict(BPU_RULES["GlobalAveragePool"].limits)["hw_max"] == 8192
-    assert dict(BPU_RULES["Sigmoid"].limits)["chw_max"] == 8192
+    assert dict(BPU_RULES["Sigmoid"].limits)["sigmoid_aligned"] == 8192
     assert dict(BPU_RULES["ReduceMean"].limits)["reduce_axes"] == (2, 3)
-    cpu_facts = ("Reshape", "Flatten", "Transpose", "ReduceSum", "ReduceL2", "LpNormalization")
-    cpu_facts += ("Sub", "Gather", "Expand")
-    assert all(op in CPU_RULES for op in cpu_facts)
-    assert not X3_RULES.known("NonZero")
+    assert dict(BPU_RULES["Gemm"].limits)["gemm_channels"] == (2048, 16384)
+    cpu_rows = ("Reshape", "Flatten", "Transpose", "ReduceSum", "ReduceL2", "LpNormalization")
+    cpu_rows += ("Sub", "Gather", "Expand", "Softmax", "NonZero")
+    assert all(op in CPU_RULES for op in cpu_rows)
+    assert not X3_RULES.known("Einsum")  # CPU计算※: not integrated
 
 
 def test_counts_subgraphs_and_mac_share(builder):
@@ -56,9 +61,12 @@ def test_counts_subgraphs_and_mac_share(builder):
 @pytest.mark.parametrize(
     "op, other_shape, attrs, device",
     [
-        ("Add", (1, 4, 1, 1), {}, "bpu"),  # per-channel broadcast
-        ("Mul", (1, 1, 6, 6), {}, "bpu"),  # per-pixel broadcast
+        ("Add", (1, 4, 1, 1), {}, "cpu"),  # NC11 with a constant: both inputs must come from ops
+        ("Mul", (1, 4, 1, 1), {}, "bpu"),  # 1xCx1x1
+        ("Mul", (1, 1, 1, 1), {}, "bpu"),  # 1x1x1x1
+        ("Mul", (1, 1, 6, 6), {}, "cpu"),  # per-pixel: not a listed Mul form
         ("Mul", (1, 4, 6, 6), {}, "bpu"),
+        ("Mul", (4, 1, 1), {}, "cpu"),  # not 4-D
         ("Add", (1, 1, 1, 6), {}, "cpu"),  # not a listed form
         ("Add", (6,), {}, "cpu"),
     ],
@@ -82,7 +90,7 @@ def test_reduce_mean_axes(builder, axes, device):
 
 def test_size_limits(builder):
     b = builder
-    s1 = b.node("Sigmoid", ["x"])  # 4*64*64 = 16384 > 8192 -> CPU
+    s1 = b.node("Tanh", ["x"])  # 4*64*64 = 16384 > 8192 -> CPU
     g = b.node("GlobalAveragePool", [s1])  # 64*64 = 4096 <= 8192 -> BPU
     rep = placement_report(b.model((1, 4, 64, 64), g, None))
     assert [n["device"] for n in rep["nodes"]] == ["cpu", "bpu"]
@@ -90,9 +98,9 @@ def test_size_limits(builder):
 
 
 def test_channel_limit(builder):
-    out = builder.node("Conv", ["x", builder.weight(2049, 8, 1, 1)])
+    out = builder.node("Conv", ["x", builder.weight(4097, 8, 1, 1)])
     rep = placement_report(builder.model((1, 8, 2, 2), out, None))
-    assert rep["nodes"][0]["device"] == "cpu" and "channels 2049 > 2048" in rep["nodes"][0]["reason"]
+    assert rep["nodes"][0]["device"] == "cpu" and "channels per group 4097 > 4096" in rep["nodes"][0]["reason"]
 
 
 def test_unsupported_is_named(builder):

@@ -66,7 +66,7 @@ def test_head_sinks_to_bpu(builder, run, rng):
     t = b.node("BatchNormalization", [t, *bn], epsilon=1e-5)
     out = b.node("Relu", [t])
     model = b.model((1, 8, 4, 4), out, [1, 5])
-    assert placement_report(model)["cpu_nodes"] == 3  # Flatten, 2-D BatchNorm, 2-D Relu (Gemm is BPU)
+    assert placement_report(model)["cpu_nodes"] == 2  # Flatten, BatchNorm after a Gemm (Gemm, Relu BPU)
     names = ["sink_flatten", "fold_batchnorm", "drop_trailing_flatten"]
     counts = _check_equal(model, names, run, (1, 8, 4, 4), rng)
     assert counts == {"sink_flatten": 3, "fold_batchnorm": 1, "drop_trailing_flatten": 1}
@@ -94,6 +94,10 @@ def test_sub_div_const(builder, run, rng):
     assert placement_report(model)["cpu_nodes"] == 2
     assert _check_equal(model, ["sub_div_const"], run, (1, 3, 4, 4), rng) == {"sub_div_const": 2}
     assert _ops(model) == ["Add", "Mul"]
+    # Add of a 1xCx1x1 constant is not a BPU form (row Add: NC11 only between two ops' outputs)
+    assert placement_report(model)["cpu_nodes"] == 1
+    assert _check_equal(model, ["affine_to_conv"], run, (1, 3, 4, 4), rng) == {"affine_to_conv": 1}
+    assert _ops(model) == ["Conv", "Mul"]
     assert placement_report(model)["cpu_nodes"] == 0
 
 

@@ -21,15 +21,15 @@ def test_cpu_nodes_stay_float(builder, rng):
 
     b = builder
     t = b.node("Conv", ["x", b.weight(4, 3, 3, 3)], pads=[1, 1, 1, 1])
-    t = b.node("Sigmoid", [t])  # 4*48*48 = 9216 > 8192: CPU
-    t = b.node("Exp", [t])  # CPU
+    t = b.node("Sigmoid", [t])  # padded 8W4C size 4*48*48 = 9216 > 8192: CPU
+    t = b.node("Log", [t])  # CPU (supported_op_list.md row Log)
     t = b.node("Conv", [t, b.weight(8, 4, 1, 1)])
     t = b.node("Reshape", [t, b.const(np.array([1, 8, -1], np.int64))])  # CPU
-    out = b.node("MatMul", [t, b.weight(48 * 48, 5, scale=0.02)])  # rank-3 activation: CPU
-    model = b.model((1, 3, 48, 48), out, [1, 8, 5])
+    out = b.node("MatMul", [t, b.weight(1, 1, 48 * 48, 5, scale=0.02)])  # 1xMxK x 1x1xKxN: not listed, CPU
+    model = b.model((1, 3, 48, 48), out, [1, 1, 8, 5])
     rep = placement_report(model)
     cpu = [n["node"] for n in rep["nodes"] if n["device"] == "cpu"]
-    assert [n["op_type"] for n in rep["nodes"] if n["device"] == "cpu"] == ["Sigmoid", "Exp", "Reshape", "MatMul"]
+    assert [n["op_type"] for n in rep["nodes"] if n["device"] == "cpu"] == ["Sigmoid", "Log", "Reshape", "MatMul"]
     spec = PreprocessSpec(48, 48)
     crops = [rng.integers(0, 256, (60, 50, 3), dtype=np.uint8) for _ in range(4)]
     int8, method = simulate_x3_int8(model, cpu, crops, spec, "x", "max")
@@ -37,7 +37,7 @@ def test_cpu_nodes_stay_float(builder, rng):
     producer = {o: n for n in int8.graph.node for o in n.output}
     inits = {i.name: numpy_helper.to_array(i) for i in int8.graph.initializer}
     nodes = {n.name: n for n in int8.graph.node}
-    exp = next(n for n in int8.graph.node if n.op_type == "Exp")
+    exp = next(n for n in int8.graph.node if n.op_type == "Log")
     assert producer[exp.input[0]].op_type == "Sigmoid"  # CPU -> CPU: float, no Q/DQ
     matmul = next(n for n in int8.graph.node if n.op_type == "MatMul")
     assert inits[matmul.input[1]].dtype == np.float32  # CPU weight: float
