@@ -123,6 +123,29 @@ def build_scenarios(pku_dir: str | Path, target: str, different: Sequence[str], 
         ]
         return Scene(name, actors, n, occluders=[(0.43, 0.05, 0.62, 1.0)], seed=3, description=desc)
 
+    # What real footage showed (issue: the lock drove after strangers once the target had left):
+    # the target walks away and leaves at the side; then a stranger walks in from the bottom edge
+    # (from behind the car: first only head and shoulders, cut by the image border) and walks away
+    # in front, and a look-alike enters at the left edge.
+    t_out = n // 2
+    leave = [(0, 0.5, 0.7), (t_out - 20, 0.62, 0.5), (t_out, 1.25, 0.45)]
+    scenes["left_then_strangers"] = Scene("left_then_strangers", [
+        _target(pku_dir, target, n, leave),
+        _walker(pku_dir, "from_behind", d1, [(t_out + 5, 0.5, 1.5), (t_out + 15, 0.48, 0.95), (n - 1, 0.45, 0.5)],
+                BACK),
+        _walker(pku_dir, "edge_alike", alike, [(t_out + 20, -0.15, 0.55), (n - 1, 0.35, 0.5)], BACK),
+    ], n, seed=4, description="target leaves at the side; a stranger walks in from the bottom edge (cut-off "
+                              "crops) and away in front, a look-alike enters at the left edge")
+    # One track handed between two people: a look-alike walks right beside the target (boxes
+    # overlapping), then carries on along the target's path while the target turns off behind.
+    side = [(0, 0.58, 0.7), (n // 3, 0.52, 0.62), (n // 3 + 30, 0.5, 0.55), (n - 1, 0.45, 0.45)]
+    turn = [(0, 0.5, 0.72), (n // 3, 0.5, 0.62), (n // 3 + 20, 0.7, 0.56), (n // 3 + 45, 1.25, 0.5)]
+    scenes["handoff_alike"] = Scene("handoff_alike", [
+        _target(pku_dir, target, n, turn),
+        _walker(pku_dir, "beside_alike", alike, side, BACK),
+    ], n, seed=5, description="a look-alike walks beside the target and carries on along its path while the "
+                              "target turns off: the tracker may hand the target's track to them")
+
     scenes["pillar"] = pillar("pillar", False, "target walks behind a pillar (~2 s hidden) while a different "
                               "person passes")
     scenes["pillar_new_look"] = pillar("pillar_new_look", True, "stress: as pillar, but the target comes back "

@@ -113,8 +113,9 @@ class ScenarioRun:
 
 
 def run_scene(scene: Scene, embedder: Any, config: FollowConfig | None = None, dropout: float = 0.1,
-              jitter: float = 0.02, seed: int = 0, frame_sink: Any = None) -> ScenarioRun:
-    """Run the follow loop over ``scene`` with the oracle detector and score it.
+              jitter: float = 0.02, seed: int = 0, frame_sink: Any = None, detector: Any = None,
+              similarity_scale: Dict[str, Any] | None = None) -> ScenarioRun:
+    """Run the follow loop over ``scene`` with the oracle detector (or a real one) and score it.
 
     Args:
         scene: the scenario.
@@ -122,11 +123,20 @@ def run_scene(scene: Scene, embedder: Any, config: FollowConfig | None = None, d
         config: follow thresholds (None = defaults).
         dropout, jitter, seed: oracle detector noise (see :class:`OracleDetector`).
         frame_sink: optional per-frame callback (e.g. an annotated-video recorder).
+        detector: a real person detector (``detect(image) -> Detections``, e.g. ``load_detector``) instead
+            of the oracle: what it misses, merges or cuts is what the car would see (the oracle flatters).
+        similarity_scale: the bundle's measured scale (None: the embedder's bundle manifest, if any).
     """
     source = SceneSource(scene)
-    detector = OracleDetector(source, dropout=dropout, jitter=jitter, seed=seed)
+    if detector is None:
+        detector = OracleDetector(source, dropout=dropout, jitter=jitter, seed=seed)
+    if similarity_scale is None:
+        manifest = getattr(getattr(embedder, "bundle", None), "manifest", None)
+        block = manifest.extra.get("similarity") if manifest is not None else None
+        similarity_scale = block if isinstance(block, dict) and "impostor" in block else None
     collector = _Collector()
-    loop = FollowLoop(source, detector, embedder, collector, config, frame_sink=frame_sink)
+    loop = FollowLoop(source, detector, embedder, collector, config, frame_sink=frame_sink,
+                      similarity_scale=similarity_scale)
     summary = loop.run()
     metrics = lock_metrics(source.truths, collector.messages)
     return ScenarioRun(scene.name, metrics, summary, collector.messages, source.truths)

@@ -64,3 +64,31 @@ def test_offline_demo_scene_writes_video_truth_and_enroll_crops(tmp_path):
     x1, y1, x2, y2 = rows[0]["boxes"][0]
     assert 0.75 * 360 <= y2 - y1 <= 0.85 * 360 and abs((x1 + x2) / 2 - 320) < 5
     assert len(list(files.enroll_dir.glob("*.png"))) == 3
+
+
+@pytest.fixture(scope="module")
+def osnet_scale(pku_dir, osnet):
+    """OSNet's similarity scale measured on PKU identities that are not in the scenes."""
+    from edgereid.evaluation.similarity import measure_bundle_similarity
+    from edgereid.scenario.library import BACK, identities, load_views
+
+    others = [pid for pid in identities(pku_dir) if pid not in {TARGET, ALIKE, *DIFFERENT}][:16]
+    crops = [c for pid in others for c in load_views(pku_dir, pid, 1, BACK)]
+    return measure_bundle_similarity(osnet, crops, [int(pid) for pid in others for _ in BACK])
+
+
+@pytest.mark.assets
+@pytest.mark.parametrize("name", ["left_then_strangers", "handoff_alike"])
+def test_real_detector_scenes_never_follow_anyone_else(pku_dir, osnet, osnet_scale, yolox_onnx, name):
+    """What real footage showed, rebuilt: strangers entering at the image edges after the target left
+    (cut-off crops first), and a look-alike taking over the target's path. A real detector (YOLOX-Nano)
+    instead of the oracle. The car may stop; it never drives toward someone else."""
+    from edgereid.runtime.detector import load_detector
+
+    scene = build_scenarios(pku_dir, TARGET, DIFFERENT, ALIKE, frames=90)[name]
+    detector = load_detector(str(yolox_onnx), conf=0.3, threads=1)
+    run = run_scene(scene, osnet, detector=detector, similarity_scale=osnet_scale)
+    m = run.metrics
+    assert m.enrolled_frame is not None and m.enrolled_frame <= 15
+    assert m.distractor_frames == 0 and m.switches == 0, m
+    assert m.locked_frames >= 10
