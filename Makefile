@@ -14,7 +14,7 @@ export PYTHONUNBUFFERED := 1
 # keeps `X | None` annotations unevaluated); test-py38 below also runs the car-side tests on 3.8.
 CAR_SIDE := edgereid/__init__.py edgereid/runtime edgereid/jetson edgereid/x3 edgereid/bundle.py \
 	edgereid/preprocess.py edgereid/errors.py edgereid/detections.py edgereid/lazy.py \
-	edgereid/evaluation/naming.py edgereid/progress.py edgereid/onnx_macs.py edgereid/cli/common.py edgereid/cli/follow.py \
+	edgereid/evaluation/naming.py edgereid/evaluation/follow_gt.py edgereid/progress.py edgereid/onnx_macs.py edgereid/cli/common.py edgereid/cli/follow.py \
 	edgereid/check edgereid/doctor.py edgereid/cli/bench_device.py
 
 $(STAMP): pyproject.toml setup.py requirements-torch.txt constraints.txt

@@ -70,6 +70,7 @@ class LockConfig:
     max_strangers: int = 64
     stranger_checks_per_frame: int = 1
     block_bottom_entry: bool = True
+    lost_recheck_frames: int = 5
     verify_interval: int = 1
     coast_frames: int = 5
     reenroll_timeout_s: float = 0.0

@@ -39,6 +39,7 @@ class LockEvidence:
         self._born_at_bottom: Dict[int, bool] = collections.OrderedDict()
         self._contradicted: Dict[int, bool] = collections.OrderedDict()
         self._sampled: Dict[int, int] = {}  # track id -> frame its crop was last banked as a stranger
+        self._settled: Dict[int, Tuple[int, int]] = {}  # track id -> (clear rejections in a row, frame checked)
         self.new_track()
 
     def clear(self) -> None:
@@ -154,12 +155,27 @@ class LockEvidence:
             if r != target_row and good[r] and iou[r] <= 0 and np.all(np.isfinite(emb)):
                 self._bank(int(tracks.track_ids[r]), emb)
 
+    def lost_rows_to_embed(self, tracks: Detections) -> np.ndarray:
+        """(n,) bool while LOST: everyone, except tracks clearly rejected 3 times in a row, which are
+        re-checked every ``lost_recheck_frames`` frames (a crowd of known strangers would otherwise
+        be embedded every frame; a re-check above the limit makes the track unsettled again)."""
+        every = self.config.lost_recheck_frames
+        mask = np.ones(len(tracks), bool)
+        if every <= 1 or tracks.track_ids is None:
+            return mask
+        for row, track_id in enumerate(tracks.track_ids):
+            streak, checked = self._settled.get(int(track_id), (0, -10**9))
+            mask[row] = streak < 3 or self.frame + 1 - checked >= every
+        return mask
+
     def bank_rejected(self, tracks: Detections, good: np.ndarray, sims: np.ndarray, candidate: Optional[int]) -> None:
         """Good crops clearly below acceptance while LOST are strangers too (near-misses are not:
         they may be the target in an odd view); one view per track every 5 frames."""
         limit = self.config.accept_threshold - self.config.accept_margin
         for r in np.flatnonzero(np.isfinite(sims)):
             track_id = int(tracks.track_ids[r])
+            streak = self._settled.get(track_id, (0, 0))[0]
+            self._settled[track_id] = (streak + 1 if sims[r] < limit else 0, self.frame)
             if good[r] and sims[r] < limit and track_id != candidate:
                 if self.frame - self._sampled.get(track_id, -10**9) >= 5:
                     self._bank(track_id, tracks.embeddings[r])
@@ -167,10 +183,10 @@ class LockEvidence:
     def _bank(self, track_id: int, embedding: np.ndarray) -> None:
         self.strangers.add(track_id, embedding)
         self._sampled[track_id] = self.frame
-        if len(self._sampled) > MAX_REMEMBERED_TRACKS:
-            oldest = sorted(self._sampled, key=self._sampled.get)[: len(self._sampled) - MAX_REMEMBERED_TRACKS]
-            for key in oldest:
-                del self._sampled[key]
+        for store in (self._sampled, self._settled):
+            if len(store) > MAX_REMEMBERED_TRACKS:
+                for key in list(store)[: len(store) - MAX_REMEMBERED_TRACKS]:  # insertion order: oldest first
+                    del store[key]
 
 
 def _remember(store: Dict[int, bool], key: int, value: bool) -> None:

@@ -147,7 +147,7 @@ class TargetLock:
             if row is not None and good[row]:
                 mask[row] = True
         elif self.state is LockState.LOST:
-            mask[:] = True  # good crops may re-acquire; every crop counts as a runner-up
+            mask[:] = self.evidence.lost_rows_to_embed(tracks)  # good crops may re-acquire; all are runners-up
         else:
             row = self._row_of(tracks, self.target_id)
             if row is None:
