@@ -144,3 +144,30 @@ def test_backend_the_bundle_lacks_names_the_role(osnet_onnx, pku_dir, tmp_path, 
     fp32_only = onnx_bundle(tmp_path / "fp32only", {"onnx": osnet_onnx})
     _expect_exit2(capsys, ["--bundle", str(fp32_only), "--data", str(pku_dir), "--backend", "ort-int8",
                            "--no-cache", "--no-progress"], "onnx_int8_qdq")
+
+
+def test_similarity_scale_is_measured_into_an_existing_bundle(tmp_path, capsys, osnet_onnx, pku_dir, onnx_bundle):
+    """reid-eval --similarity: the genuine/impostor quantiles, checked against a direct computation over
+    the same crops, land in the manifest, where the follow lock reads them."""
+    import cv2
+
+    from edgereid.bundle import Bundle
+    from edgereid.runtime.embedder import OnnxruntimeEmbedder
+    from edgereid.runtime.thresholds import derive_thresholds
+
+    bundle = onnx_bundle(tmp_path / "osnet", {"onnx": osnet_onnx})
+    assert main(["--bundle", str(bundle), "--data", str(pku_dir), "--similarity", "--format", "folders"]) == 0
+    block = Bundle.load(bundle).manifest.extra["similarity"]
+    paths = sorted(pku_dir.glob("*/*.png"))
+    assert block["crops"] == len(paths) and block["identities"] == 62
+    with OnnxruntimeEmbedder(str(osnet_onnx), PreprocessSpec(256, 128)) as runner:
+        feats = np.concatenate([runner.embed([cv2.imread(str(p)) for p in paths[i:i + 64]])
+                                for i in range(0, len(paths), 64)])
+    pids = np.array([int(p.parent.name) for p in paths])
+    sims = feats @ feats.T
+    upper = np.triu_indices(len(paths), 1)
+    impostor = sims[upper][pids[upper[0]] != pids[upper[1]]]
+    assert block["impostor"]["p99"] == pytest.approx(np.quantile(impostor, 0.99), abs=2e-3)
+    assert block["threshold_far_1e-3"] == pytest.approx(np.quantile(impostor, 0.999), abs=2e-3)
+    assert derive_thresholds(block)["accept_threshold"] == pytest.approx(block["impostor"]["p999"], abs=1e-4)
+    assert '"impostor"' in capsys.readouterr().out
