@@ -54,8 +54,9 @@ def accuracy_report(
 
 
 def summary(report: dict[str, Any]) -> dict[str, Any]:
-    """The manifest's short form of an accuracy report (no per-crop list)."""
-    out = {k: v for k, v in report.items() if k != "cosine"}
+    """The manifest's short form of an accuracy report (no per-crop lists, nested reports too)."""
+    out = {k: (summary(v) if isinstance(v, dict) and "cosine" in v else v)
+           for k, v in report.items() if k != "cosine"}
     out["cosine"] = {k: v for k, v in report["cosine"].items() if k != "per_crop"}
     return out
 

@@ -7,11 +7,10 @@ the accuracy and sensitivity reports.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
-from edgereid.bundle import atomic_write_text
+from edgereid.bundle import atomic_write_text, json_text
 from edgereid.calibration import trt_cache
 from edgereid.export.int8 import quantize_with_reports
 from edgereid.export.targets import ExportContext
@@ -40,7 +39,7 @@ def add_files(ctx: ExportContext) -> tuple[dict[str, str], dict[str, Any]]:
         extra["int8"]["cache_entries"] = len(text.splitlines()) - 1
         extra["int8"]["cache_header"] = trt_cache.cache_header(trt_version)
     report = dla.dla_report(ctx.model, batch=ctx.profile.opt)
-    atomic_write_text(ctx.staging / DLA_REPORT_NAME, json.dumps(report, indent=2) + "\n")
+    atomic_write_text(ctx.staging / DLA_REPORT_NAME, json_text(report))
     files["dla_report"] = DLA_REPORT_NAME
     want_dla = bool(ctx.options.get("dla"))
     if want_dla and report["loadable_limit_exceeded"]:
