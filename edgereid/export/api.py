@@ -187,14 +187,16 @@ def check_parity(src: source.ModelSource, model_path: Path, crops: CropSet | Non
         rng = np.random.default_rng(0)
         sample = [rng.integers(0, 256, (src.spec.height, src.spec.width, 3), dtype=np.uint8) for _ in range(4)]
         kind = "synthetic noise images (no --calib-data given)"
-    candidate = OnnxruntimeEmbedder(str(model_path), src.spec, providers=["CPUExecutionProvider"], l2=False)
+    candidate = OnnxruntimeEmbedder(str(model_path), src.spec, providers=["CPUExecutionProvider"], l2=False,
+                                    name="model.onnx")
     if src.torch_model is not None:
         from edgereid.export.torch_runner import TorchEmbedder
 
-        reference: Any = TorchEmbedder(src.torch_model, src.spec, l2=False)
+        reference: Any = TorchEmbedder(src.torch_model, src.spec, l2=False, name="pytorch")
         against = "pytorch"
     else:
-        reference = OnnxruntimeEmbedder(str(onnx_in), src.spec, providers=["CPUExecutionProvider"], l2=False)
+        reference = OnnxruntimeEmbedder(str(onnx_in), src.spec, providers=["CPUExecutionProvider"], l2=False,
+                                        name=f"original onnx {Path(str(onnx_in)).name}")
         against = "original onnx"
     result = measure_parity(reference, candidate, sample)
     result.update(reference=against, inputs=kind)
