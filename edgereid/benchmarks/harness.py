@@ -58,10 +58,12 @@ ORT_BACKENDS = ("ort", "ort-int8")
 def backend_options(backend: str, threads: int | None) -> Dict[str, Any]:
     """Factory options for ``load_embedder``: ``threads`` reaches the onnxruntime backends only
     (TensorRT and the BPU have no intra-op thread setting), so it is dropped elsewhere with a note."""
+    # latency: time ORT's integer kernels (what a CPU runs), not the fake-quant accuracy simulation
+    extra: Dict[str, Any] = {"fake_quant": False} if backend == "ort-int8" else {}
     if threads is None:
-        return {}
+        return extra
     if backend in ORT_BACKENDS:
-        return {"threads": int(threads)}
+        return {"threads": int(threads), **extra}
     log.info("--threads applies to the onnxruntime backends only; ignored for %r", backend)
     return {}
 

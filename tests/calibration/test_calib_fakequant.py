@@ -109,3 +109,18 @@ def test_embedder_fake_quant_matches_the_session(net):
         got = e.infer(x)
     ref = _reference(x, w).reshape(2, -1)
     assert np.abs(got - ref).max() <= 4.0 / 127 * 1.01
+
+
+def test_int8_backends_choose_what_stands_for_the_device(net, tmp_path, onnx_bundle):
+    """ort-int8: a TensorRT-form QDQ stands for the device (fake-quant), a cpu u8s8 model runs ORT's
+    kernels (what the CPU runs); ort-int8-sim: always fake-quant."""
+    from edgereid.runtime.embedder import load_embedder
+
+    fpath, qpath, _ = net
+    spec = PreprocessSpec(12, 6)
+    xavier = onnx_bundle(tmp_path / "x", {"onnx": fpath, "onnx_int8_qdq": qpath}, spec=spec)
+    cpu = onnx_bundle(tmp_path / "c", {"onnx": fpath, "onnx_int8_cpu": qpath}, spec=spec)
+    assert load_embedder(xavier, "ort-int8").fake_quant is True
+    assert load_embedder(cpu, "ort-int8").fake_quant is False
+    assert load_embedder(cpu, "ort-int8-sim").fake_quant is True
+    assert load_embedder(xavier, "ort").fake_quant is False
