@@ -58,12 +58,10 @@ ORT_BACKENDS = ("ort", "ort-int8")
 def backend_options(backend: str, threads: int | None) -> Dict[str, Any]:
     """Factory options for ``load_embedder``: ``threads`` reaches the onnxruntime backends only
     (TensorRT and the BPU have no intra-op thread setting), so it is dropped elsewhere with a note."""
-    # latency: time ORT's integer kernels (what a CPU runs), not the fake-quant accuracy simulation
-    extra: Dict[str, Any] = {"fake_quant": False} if backend == "ort-int8" else {}
     if threads is None:
-        return extra
+        return {}
     if backend in ORT_BACKENDS:
-        return {"threads": int(threads), **extra}
+        return {"threads": int(threads)}
     log.info("--threads applies to the onnxruntime backends only; ignored for %r", backend)
     return {}
 
@@ -98,7 +96,10 @@ class EmbedderTarget:
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
         self.backend = backend
         self.threads = threads
-        self.runner = load_embedder(self.bundle, backend, **backend_options(backend, threads))  # bad names fail
+        options = backend_options(backend, threads)
+        if backend == "ort-int8":  # latency: time ORT's integer kernels (what a CPU runs), not the simulation
+            options["fake_quant"] = False
+        self.runner = load_embedder(self.bundle, backend, **options)  # bad names fail
         self.include_preprocess = include_preprocess or _overrides_embed(self.runner)
         self.crops = list(crops) if crops else None
         self.name = name or f"{self.bundle.root.name}:{backend}"

@@ -145,8 +145,7 @@ def test_backend_options_threads_reach_onnxruntime_only():
     from edgereid.benchmarks.harness import backend_options
 
     assert backend_options("ort", 2) == {"threads": 2}
-    assert backend_options("ort-int8", 1) == {"threads": 1, "fake_quant": False}  # time ORT's kernels
-    assert backend_options("ort-int8", None) == {"fake_quant": False}
+    assert backend_options("ort-int8", 1) == {"threads": 1}
     assert backend_options("trt", 2) == {}  # TensorRT's runner takes no thread count
     assert backend_options("bpu", None) == {}
 

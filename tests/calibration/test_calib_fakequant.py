@@ -124,3 +124,6 @@ def test_int8_backends_choose_what_stands_for_the_device(net, tmp_path, onnx_bun
     assert load_embedder(cpu, "ort-int8").fake_quant is False
     assert load_embedder(cpu, "ort-int8-sim").fake_quant is True
     assert load_embedder(xavier, "ort").fake_quant is False
+    from edgereid.benchmarks.harness import EmbedderTarget
+
+    assert EmbedderTarget(xavier, "ort-int8").runner.fake_quant is False  # reid-bench times ORT's kernels
