@@ -74,6 +74,40 @@ def latency(paths: dict, rounds: int) -> dict:
     return out
 
 
+def out_of_sample() -> list:
+    """Choose the float layers on one set of identities, score on another never seen by calibration or the search.
+
+    bench_eval.py's split: 31 PKU identities calibrate (a quarter of them held out for the export's
+    own report and the layer search), the other 31 are scored by reid-eval (camera 1 -> 2).
+    """
+    import bench_eval
+
+    from edgereid.evaluation.reid_eval import evaluate_bundle
+    from edgereid.export import export_bundle
+
+    root = Path(tempfile.mkdtemp(prefix="bench-int8-oos-"))
+    calib_dir, eval_dir = bench_eval.split_pku(root)
+    size = bench_eval._calibration_crop_count(calib_dir)
+    rows = []
+    for target in ("xavier", "cpu"):
+        for label, max_drop in (("full INT8", None), ("accuracy-aware", 1.0)):
+            b = export_bundle(root / f"{target}-{max_drop}", onnx=str(OSNET), target=target, precision="int8",
+                              calib_data=str(calib_dir), calib_size=size, holdout=bench_eval.EXPORT_HOLDOUT,
+                              seed=bench_eval.SPLIT_SEED, max_drop=max_drop, progress=False, force=True)
+            backends = ["ort-int8-sim"] + (["ort-int8"] if target == "cpu" else [])
+            rep = evaluate_bundle(b, eval_dir, backends, use_cache=False)
+            int8 = b.manifest.extra["int8"]
+            for name, r in rep["backends"].items():
+                row = {"target": target, "variant": label, "backend": name, "rank1": round(100 * r["rank1"], 2),
+                       "loss": r.get("loss_vs_reference"), "cos": r.get("cosine_vs_reference"),
+                       "int8_mac_share": int8["int8_mac_share"],
+                       "float_layers": len((int8.get("mixed_precision") or {}).get("float_layers", [])),
+                       "queries": rep["dataset"]["num_valid_queries"]}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    return rows
+
+
 def main() -> None:
     from edgereid.benchmarks.conditions import collect_conditions
 
@@ -82,7 +116,12 @@ def main() -> None:
     ap.add_argument("--targets", nargs="+", default=["xavier", "cpu"])
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--out", default=None, help="JSON file for all rows")
+    ap.add_argument("--out-of-sample", action="store_true",
+                    help="only the bench_eval split: search on calibration ids, score on 31 other ids")
     args = ap.parse_args()
+    if args.out_of_sample:
+        out_of_sample()
+        return
     cond = collect_conditions()
     print(json.dumps({"cpu_model": cond["cpu_model"], "cpu_isa": cond["cpu_isa"],
                       "libraries": cond["libraries"]}), flush=True)

@@ -6,6 +6,8 @@ opset-13 copy of the X3 graph because ONNX's per-channel QuantizeLinear needs op
 What it does not model: Horizon's own quantizer (int8 input with offset 128 after the NV12 ->
 RGB conversion, LUT sigmoid, int8 / int32 outputs, its calibration search). It approximates;
 the toolchain's ``<prefix>_quantized_model.onnx`` is the real reference (docs/export-x3.md).
+The QDQ model runs as float fake-quantization (:mod:`edgereid.calibration.fakequant`), which is
+what the BPU's int32 accumulation computes, never in ONNX Runtime's host-dependent integer kernels.
 
 hb_mapper calibration -> ours: ``default`` -> percentile (99.999 %), ``kl`` -> entropy,
 ``max`` -> min/max; ranges come from :func:`edgereid.calibration.ranges.calibrate_ranges`,
