@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -201,8 +202,26 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
 def write_manifest(directory: str | os.PathLike[str], manifest: Manifest) -> Path:
     """Write ``manifest.json`` atomically (temp file + os.replace)."""
     path = Path(directory) / MANIFEST_NAME
-    atomic_write_text(path, json.dumps(manifest.to_dict(), indent=2, sort_keys=False) + "\n")
+    atomic_write_text(path, json_text(manifest.to_dict()))
     return path
+
+
+def json_text(obj: object, indent: int | None = 2, nan_as_null: bool = False, **kwargs) -> str:
+    """Strict JSON text (newline-terminated). ``NaN`` is not JSON (other tools refuse such a
+    file), so NaN/Inf raise ValueError, or become null with ``nan_as_null`` (reports)."""
+    if nan_as_null:
+        obj = _nan_to_none(obj)
+    return json.dumps(obj, indent=indent, allow_nan=False, **kwargs) + "\n"
+
+
+def _nan_to_none(obj: object) -> object:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    return obj
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -61,6 +61,36 @@ def cpu_model() -> str | None:
     return _read("/proc/device-tree/model") or platform.processor() or None
 
 
+# x86 INT8 dot-product levels, best first. Without VNNI, ONNX Runtime's u8s8 kernels multiply
+# with vpmaddubsw, whose int16 pair sums saturate (ORT quantization guide, "reduce_range").
+X86_ISAS = ("avx512_vnni", "avx_vnni", "avx2")
+VNNI_ISAS = ("avx512_vnni", "avx_vnni")
+CPU_ISAS = (*X86_ISAS, "asimddp", "neon")  # ARM: asimddp = the Armv8.2 dot-product extension
+
+
+def parse_cpu_isa(cpuinfo: str, machine: str = "") -> Dict[str, Any]:
+    """The INT8-relevant ISA of a CPU from /proc/cpuinfo's ``flags`` (x86) or ``Features`` (ARM).
+
+    Returns:
+        ``{"isa": "avx512_vnni" | "avx_vnni" | "avx2" | "asimddp" | "neon" | None, "flags": [...],
+        "u8s8_saturates": bool | None}``; the flags list holds only the INT8-relevant ones found.
+    """
+    m = re.search(r"^(?:flags|Features)\s*:\s*(.*)$", cpuinfo, re.MULTILINE)
+    found = set(m.group(1).split()) if m else set()
+    flags = [f for f in (*X86_ISAS, "asimd", "asimddp") if f in found]
+    arm = "asimd" in found or machine.lower() in ("aarch64", "arm64")
+    isa = next((f for f in X86_ISAS if f in found), None)
+    if isa is None and arm:
+        isa = "asimddp" if "asimddp" in found else "neon"
+    saturates = None if isa is None else (isa == "avx2")
+    return {"isa": isa, "flags": flags, "u8s8_saturates": saturates}
+
+
+def cpu_isa() -> Dict[str, Any]:
+    """:func:`parse_cpu_isa` of this host (None fields when /proc/cpuinfo cannot be read)."""
+    return parse_cpu_isa(_read("/proc/cpuinfo") or "", platform.machine())
+
+
 def library_versions() -> Dict[str, str]:
     """Installed versions of the packages that shape the figures (metadata only, nothing imported)."""
     from importlib import metadata
@@ -188,6 +218,7 @@ def collect_conditions() -> Dict[str, Any]:
         "machine": platform.machine(),
         "python": sys.version.split()[0],
         "cpu_model": cpu_model(),
+        "cpu_isa": cpu_isa(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": affinity,
         "thread_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",

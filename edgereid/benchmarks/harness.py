@@ -83,7 +83,10 @@ class EmbedderTarget:
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
         self.backend = backend
         self.threads = threads
-        self.runner = load_embedder(self.bundle, backend, **backend_options(backend, threads))  # bad names fail
+        options = backend_options(backend, threads)
+        if backend == "ort-int8":  # latency: time ORT's integer kernels (what a CPU runs), not the simulation
+            options["fake_quant"] = False
+        self.runner = load_embedder(self.bundle, backend, **options)  # bad names fail
         self.include_preprocess = include_preprocess or _overrides_embed(self.runner)
         self.crops = list(crops) if crops else None
         self.name = name or f"{self.bundle.root.name}:{backend}"

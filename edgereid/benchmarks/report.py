@@ -20,14 +20,13 @@ JSON schema ``edgereid.reid_bench/1`` (documented field by field in docs/bench-e
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List
 
-from edgereid.bundle import atomic_write_bytes, atomic_write_text
+from edgereid.bundle import atomic_write_bytes, atomic_write_text, json_text
 from edgereid.errors import InputError
 
 
@@ -52,7 +51,7 @@ def check_report_path(path: str | os.PathLike[str] | None) -> Path | None:
 
 
 def write_json(path: str | os.PathLike[str], report: Dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(report, indent=2, default=_jsonable) + "\n")
+    atomic_write_text(path, json_text(report, nan_as_null=True, default=_jsonable))
 
 
 def _jsonable(obj: Any) -> Any:

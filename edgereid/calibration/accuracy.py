@@ -22,15 +22,19 @@ def accuracy_report(
     labels: Sequence[tuple[int, int]] | None = None,
     note: str = "",
     batch: int = 16,
+    fp32_embeddings: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Compare two embedders on the same crops.
+
+    Args:
+        fp32_embeddings: ``embed_all(fp32, crops_bgr)`` when already computed (search loops).
 
     Returns:
         ``{"crops", "cosine": {"min", "mean", "p05", "per_crop"}, "fp32": metrics | None,
         "int8": metrics | None, "delta_rank1_points", "delta_mAP_points", "note"}``.
     """
-    a = _embed_all(fp32, crops_bgr, batch)
-    b = _embed_all(int8, crops_bgr, batch)
+    a = embed_all(fp32, crops_bgr, batch) if fp32_embeddings is None else fp32_embeddings
+    b = embed_all(int8, crops_bgr, batch)
     cos = rowwise_cosine(a, b)
     report: dict[str, Any] = {
         "crops": len(crops_bgr),
@@ -54,13 +58,15 @@ def accuracy_report(
 
 
 def summary(report: dict[str, Any]) -> dict[str, Any]:
-    """The manifest's short form of an accuracy report (no per-crop list)."""
-    out = {k: v for k, v in report.items() if k != "cosine"}
+    """The manifest's short form of an accuracy report (no per-crop lists, nested reports too)."""
+    out = {k: (summary(v) if isinstance(v, dict) and "cosine" in v else v)
+           for k, v in report.items() if k != "cosine"}
     out["cosine"] = {k: v for k, v in report["cosine"].items() if k != "per_crop"}
     return out
 
 
-def _embed_all(runner: EmbedderRunner, crops: Sequence[np.ndarray], batch: int) -> np.ndarray:
+def embed_all(runner: EmbedderRunner, crops: Sequence[np.ndarray], batch: int = 16) -> np.ndarray:
+    """(N, D) embeddings of all crops, in batches of ``batch``."""
     with runner:
         parts = [runner.embed(crops[i : i + batch]) for i in range(0, len(crops), batch)]
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)

@@ -76,6 +76,7 @@ def quantize_qdq(
     op_types: Sequence[str] | None = DEFAULT_OP_TYPES,
     nodes_to_quantize: Sequence[str] | None = None,
     nodes_to_exclude: Sequence[str] | None = None,
+    reduce_range: bool | None = None,
 ) -> Path:
     """Write the QDQ model of ``model_path`` using precomputed activation ranges.
 
@@ -83,7 +84,9 @@ def quantize_qdq(
         ranges: from :func:`edgereid.calibration.ranges.calibrate_ranges` on the same model.
         op_types: op types to quantize; None = every op type ORT can quantize.
         nodes_to_quantize: restrict to these node names (sensitivity analysis).
-        nodes_to_exclude: keep these nodes in float (the X3's CPU-fallback nodes).
+        nodes_to_exclude: keep these nodes in float (the X3's CPU-fallback nodes, FP16 layers).
+        reduce_range: 7-bit weights (None = the flavour's default); for u8s8 on x86 CPUs without
+            VNNI, whose integer kernels saturate with 8-bit weights (see :func:`cpu_reduce_range`).
     """
     q = require("onnxruntime.quantization", "INT8 quantization")
     calibrate = require("onnxruntime.quantization.calibrate", "INT8 quantization")
@@ -101,7 +104,7 @@ def quantize_qdq(
             nodes_to_quantize=list(nodes_to_quantize) if nodes_to_quantize else None,
             nodes_to_exclude=list(nodes_to_exclude) if nodes_to_exclude else None,
             per_channel=opts["per_channel"],
-            reduce_range=opts["reduce_range"],
+            reduce_range=opts["reduce_range"] if reduce_range is None else bool(reduce_range),
             activation_type=getattr(q.QuantType, opts["activation_type"]),
             weight_type=getattr(q.QuantType, opts["weight_type"]),
             calibrate_method=ranges.to_ort().calibration_method,

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from edgereid.calibration.fakequant import fake_quant_session
 from edgereid.lazy import require
 
 
@@ -35,7 +36,6 @@ def sqnr_db(reference: Sequence[np.ndarray], noisy: Sequence[np.ndarray]) -> flo
 def _run_with_outputs(model_path: Path, names: list[str], feeds: Iterable[dict[str, np.ndarray]],
                       tmp: Path) -> dict[str, list[np.ndarray]]:
     onnx = require("onnx", "the sensitivity report")
-    ort = require("onnxruntime", "the sensitivity report")
     model = onnx.load(str(model_path))
     existing = {o.name for o in model.graph.output}
     for name in names:
@@ -43,9 +43,7 @@ def _run_with_outputs(model_path: Path, names: list[str], feeds: Iterable[dict[s
             model.graph.output.append(onnx.ValueInfoProto(name=name))
     path = tmp / f"aug-{model_path.name}"
     onnx.save(model, str(path))
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    session = fake_quant_session(path)  # QDQ as float fake-quantization: the device's figure
     out: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for feed in feeds:
         for name, value in zip(names, session.run(names, feed)):

@@ -16,6 +16,15 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected 3 numbers like 0.485,0.456,0.406, got {text!r}") from exc
 
 
+def _drop(text: str) -> float | None:
+    if text.strip().lower() in ("off", "none"):
+        return None
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected rank-1 points like 1.0, or 'off', got {text!r}") from exc
+
+
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="reid-export",
@@ -60,6 +69,14 @@ def build_parser() -> ArgumentParser:
                      help="share of identities (or crops) held out for the accuracy report")
     cal.add_argument("--holdout-max", type=int, default=256, help="at most this many hold-out crops")
     cal.add_argument("--seed", type=int, default=0)
+    cal.add_argument("--max-drop", type=_drop, default=1.0, metavar="POINTS",
+                     help="INT8 budget: keep the most sensitive layers in float until the labelled hold-out loses "
+                          "at most POINTS rank-1 points (default 1.0; 'off' = full INT8)")
+    cal.add_argument("--min-cosine", type=float, default=0.99,
+                     help="INT8 budget for unlabelled hold-out crops: mean cosine to FP32 (default 0.99)")
+    cal.add_argument("--cpu-isa", choices=["auto", "avx512_vnni", "avx_vnni", "avx2", "asimddp", "neon"],
+                     default="auto", help="--target cpu --int8: the CPU it will run on (default: this host); "
+                                          "avx2 (no VNNI) gets 7-bit weights (reduce_range)")
 
     x3 = p.add_argument_group("x3")
     x3.add_argument("--x3-input", choices=["nv12", "rgb", "bgr"], default="nv12")
@@ -84,7 +101,7 @@ def _main(args: argparse.Namespace) -> int:
         target=args.target, precision=args.precision, batch=args.batch, dynamic_batch=args.dynamic_batch,
         dla=args.dla, calib_data=args.calib_data, calib_size=args.calib_size, calib_frames=args.calib_frames,
         detector=args.detector, holdout=args.holdout, holdout_max=args.holdout_max, seed=args.seed,
-        calib_method=args.calib_method,
+        calib_method=args.calib_method, max_drop=args.max_drop, min_cosine=args.min_cosine, cpu_isa=args.cpu_isa,
         op_types=None if args.quantize_all_ops else DEFAULT_OP_TYPES, trt_version=args.trt_version,
         opset=args.opset, input_name=args.input_name, mean=args.mean, std=args.std, bgr=args.bgr,
         flip_average=args.flip_average, x3_input=args.x3_input, x3_calibration=args.x3_calibration,
@@ -96,10 +113,14 @@ def _main(args: argparse.Namespace) -> int:
     acc = m.extra.get("accuracy") or {}
     if acc.get("fp32") and acc.get("int8"):
         print(f"INT8 vs FP32 on {acc['crops']} held-out crops: rank-1 {100 * acc['fp32']['rank1']:.1f} -> "
-              f"{100 * acc['int8']['rank1']:.1f}, cosine mean {acc['cosine']['mean']:.4f}")
+              f"{100 * acc['int8']['rank1']:.1f}, cosine mean {acc['cosine']['mean']:.4f} (simulated)")
     elif acc.get("cosine"):
         print(f"INT8 vs FP32 cosine on {acc['crops']} held-out crops: mean {acc['cosine']['mean']:.4f}, "
               f"min {acc['cosine']['min']:.4f}")
+    mp = (m.extra.get("int8") or {}).get("mixed_precision")
+    if mp and "float_layers" in mp:
+        print(f"INT8 share of MACs {100 * m.extra['int8']['int8_mac_share']:.1f} %, {len(mp['float_layers'])} layers "
+              f"kept in float ({mp['budget']}{'' if mp['met'] else ': NOT met'})")
     if not m.source.get("trained", True):
         print("WARNING: exported UNTRAINED weights (no --checkpoint).", file=sys.stderr)
     return 0

@@ -25,7 +25,6 @@ Report schema (``edgereid.reid_eval/1``, also in docs/bench-eval.md)::
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import time
@@ -34,7 +33,7 @@ from typing import Any, Dict, Sequence, Tuple
 
 import numpy as np
 
-from edgereid.bundle import MANIFEST_NAME, Bundle, atomic_write_bytes
+from edgereid.bundle import MANIFEST_NAME, Bundle, atomic_write_bytes, json_text
 from edgereid.errors import EdgeReidError, InputError
 from edgereid.evaluation.datasets import ReidSplit, read_split
 from edgereid.evaluation.metrics import cosine_distmat, evaluate, rowwise_cosine
@@ -277,6 +276,6 @@ def format_table(report: Dict[str, Any]) -> str:
 
 
 def report_json(report: Dict[str, Any]) -> str:
-    return json.dumps(report, indent=2) + "\n"
+    return json_text(report, nan_as_null=True)
 
 

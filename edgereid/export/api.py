@@ -15,6 +15,7 @@ import numpy as np
 
 from edgereid.bundle import Bundle, Manifest, check_output_dir, staging_dir, write_manifest
 from edgereid.calibration.crops import CropSet, load_calibration_set
+from edgereid.calibration.mixed import DEFAULT_MAX_DROP, DEFAULT_MIN_COSINE, Budget
 from edgereid.calibration.qdq import DEFAULT_OP_TYPES
 from edgereid.calibration.ranges import check_method
 from edgereid.calibration.trt_cache import DEFAULT_TRT_VERSION, trt_version_code
@@ -22,6 +23,7 @@ from edgereid.check.golden import export_golden
 from edgereid.errors import BackendError, InputError
 from edgereid.export import onnx_tools, source, targets
 from edgereid.export.parity import measure_parity
+from edgereid.export.target_cpu import resolve_cpu_isa
 from edgereid.jetson.plan import BatchProfile
 from edgereid.runtime.embedder import OnnxruntimeEmbedder
 
@@ -85,6 +87,9 @@ def export_bundle(
     std: Sequence[float] | None = None,
     bgr: bool = False,
     flip_average: bool = False,
+    max_drop: float | None = DEFAULT_MAX_DROP,
+    min_cosine: float = DEFAULT_MIN_COSINE,
+    cpu_isa: str = "auto",
     x3_input: str = "nv12",
     x3_calibration: str = "default",
     x3_cores: int = 1,
@@ -112,6 +117,11 @@ def export_bundle(
         calib_method: entropy | minmax | percentile (None = percentile, chosen by measurement).
         op_types: ops to quantize (None = all).
         trt_version: device TensorRT version for the cache header (8.5.2 -> TRT-8502-...).
+        max_drop / min_cosine: INT8 accuracy budget on the hold-out (rank-1 points when labelled,
+            mean cosine when not); the most sensitive layers stay float until it is met. None =
+            full INT8.
+        cpu_isa: --target cpu --int8: the CPU it will run on (``auto`` = this host); picks
+            reduce_range for x86 CPUs without VNNI.
         x3_*: passed to the X3 target.
         demo: label accuracy figures as a demo (tiny calibration set).
 
@@ -142,6 +152,8 @@ def export_bundle(
         check_method(calib_method)
     if calib_data is not None and calib_crops is None:
         check_calib_video(calib_data)
+    budget = Budget(max_drop, min_cosine) if max_drop is not None else None
+    isa = resolve_cpu_isa(cpu_isa)
     trt_version_code(trt_version)
     onnx_tools.check_opset(opset)
     _check_out_parent(Path(out))
@@ -157,7 +169,8 @@ def export_bundle(
     options = {
         "calib_method": calib_method, "op_types": op_types, "trt_version": trt_version, "dla": dla,
         "x3_input": x3_input, "x3_calibration": x3_calibration, "x3_cores": x3_cores,
-        "allow_unsupported": allow_unsupported, "progress": progress, "demo": demo,
+        "allow_unsupported": allow_unsupported, "progress": progress, "demo": demo, "budget": budget,
+        **isa,
     }
     # -- 3. build in a staging directory -----------------------------------------------------------
     with staging_dir(out, force) as tmp:
@@ -227,14 +240,16 @@ def check_parity(src: source.ModelSource, model_path: Path, crops: CropSet | Non
         rng = np.random.default_rng(0)
         sample = [rng.integers(0, 256, (src.spec.height, src.spec.width, 3), dtype=np.uint8) for _ in range(4)]
         kind = "synthetic noise images (no --calib-data given)"
-    candidate = OnnxruntimeEmbedder(str(model_path), src.spec, providers=["CPUExecutionProvider"], l2=False)
+    candidate = OnnxruntimeEmbedder(str(model_path), src.spec, providers=["CPUExecutionProvider"], l2=False,
+                                    name="model.onnx")
     if src.torch_model is not None:
         from edgereid.export.torch_runner import TorchEmbedder
 
-        reference: Any = TorchEmbedder(src.torch_model, src.spec, l2=False)
+        reference: Any = TorchEmbedder(src.torch_model, src.spec, l2=False, name="pytorch")
         against = "pytorch"
     else:
-        reference = OnnxruntimeEmbedder(str(onnx_in), src.spec, providers=["CPUExecutionProvider"], l2=False)
+        reference = OnnxruntimeEmbedder(str(onnx_in), src.spec, providers=["CPUExecutionProvider"], l2=False,
+                                        name=f"original onnx {Path(str(onnx_in)).name}")
         against = "original onnx"
     result = measure_parity(reference, candidate, sample)
     result.update(reference=against, inputs=kind)

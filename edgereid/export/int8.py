@@ -1,18 +1,20 @@
-"""The INT8 steps every target shares: calibrate, write the QDQ model, measure what INT8 costs.
+"""The INT8 steps every target shares: calibrate, write the QDQ model, measure what INT8 costs,
+and (``max_drop``) keep the most sensitive layers in float until the hold-out meets the budget.
 
 Order matters: ranges are calibrated on the shipped ``model.onnx`` itself, so the TensorRT cache
-and the QDQ model name exactly the tensors of that file.
+and the QDQ model name exactly the tensors of that file. Every INT8 figure here is simulated as
+float fake-quantization (:mod:`edgereid.calibration.fakequant`): the device's figure on any host.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from edgereid.bundle import atomic_write_text
-from edgereid.calibration import accuracy, qdq, sensitivity
+from edgereid.bundle import atomic_write_text, json_text
+from edgereid.calibration import accuracy, fakequant, mixed, qdq, sensitivity
 from edgereid.calibration.ranges import DEFAULT_BUDGET_BYTES, TensorRanges, calibrate_ranges
 from edgereid.calibration.reader import CropBatches
 from edgereid.errors import InputError
@@ -23,6 +25,8 @@ LOG = logging.getLogger(__name__)
 
 CALIB_FEED_BATCH = 4  # crops per calibration feed for dynamic-batch models
 SENSITIVITY_CROPS = 4  # a few crops show where the noise enters; all activations are held
+FLOAT_RUNS_AS = {"trt": "FP16 in TensorRT (no Q/DQ on the layer)", "cpu": "FP32 in ONNX Runtime",
+                 "x3": "float"}
 
 
 def calibration_batches(ctx: ExportContext, crops: list) -> CropBatches:
@@ -32,12 +36,19 @@ def calibration_batches(ctx: ExportContext, crops: list) -> CropBatches:
     return CropBatches(crops, ctx.src.spec, ctx.src.input_name, batch=batch, exact=static)
 
 
-def quantize_with_reports(ctx: ExportContext, flavour: str, out_name: str) -> tuple[TensorRanges, dict, dict]:
+def quantize_with_reports(
+    ctx: ExportContext, flavour: str, out_name: str,
+    adjust_ranges: Callable[[TensorRanges], TensorRanges] | None = None,
+) -> tuple[TensorRanges, dict, dict]:
     """Calibrate ``ctx.model_path``, write the QDQ model ``out_name`` and its reports.
+
+    Args:
+        adjust_ranges: applied to the calibrated ranges before quantizing (DLA scale tying).
 
     Returns:
         (ranges, files, extra): files has the QDQ model plus ``accuracy_report`` and
-        ``sensitivity_report`` roles; extra has ``int8`` and ``accuracy`` manifest entries.
+        ``sensitivity_report`` roles; extra has ``int8`` and ``accuracy`` manifest entries
+        (``int8.mixed_precision`` lists the layers kept in float and the INT8 share of MACs).
     """
     if ctx.crops is None or not ctx.crops.calib:
         raise InputError("--int8 needs calibration data: pass --calib-data (crops folder, frames or video).")
@@ -50,49 +61,107 @@ def quantize_with_reports(ctx: ExportContext, flavour: str, out_name: str) -> tu
         budget_bytes=int(ctx.options.get("calib_budget_bytes") or DEFAULT_BUDGET_BYTES),
         progress=bool(ctx.options.get("progress", True)),
     )
-    out = ctx.staging / out_name
-    qdq.quantize_qdq(ctx.model_path, out, ranges, flavour, op_types)
+    if adjust_ranges is not None:
+        ranges = adjust_ranges(ranges)
+    reduce_range = bool(ctx.options.get("reduce_range")) if flavour == "cpu" else None
+
+    def quantize(float_layers: list, path: Path) -> Path:
+        return qdq.quantize_qdq(ctx.model_path, path, ranges, flavour, op_types,
+                                nodes_to_exclude=float_layers or None, reduce_range=reduce_range)
+
+    out = quantize([], ctx.staging / out_name)
     int8: dict[str, Any] = {
         "flavour": "s8s8 (TensorRT QDQ)" if flavour == "trt" else "u8s8 (ONNX Runtime CPU)",
         "calib_method": method,
         "op_types": list(op_types) if op_types else "all",
         "calibration": ctx.crops.source,
+        "simulation": fakequant.SIMULATED,
+        "host_cpu_isa": ctx.options.get("host_cpu_isa"),
     }
-    if flavour == "trt":
-        int8.update(qdq.check_trt_qdq(out))
-    files = {}
+    if flavour == "cpu":
+        int8["cpu_isa"] = ctx.options.get("cpu_isa")
+        int8["reduce_range"] = bool(reduce_range)
+    files: dict[str, str] = {}
     extra: dict[str, Any] = {"int8": int8}
     held = ctx.crops.holdout
-    if held:
-        rep = accuracy.accuracy_report(
-            _ort(ctx, ctx.model_path), _ort(ctx, out), held, ctx.crops.holdout_labels,
-            note=_note(ctx),
-        )
-        atomic_write_text(ctx.staging / "accuracy_report.json", json.dumps(rep, indent=2) + "\n")
-        files["accuracy_report"] = "accuracy_report.json"
-        extra["accuracy"] = accuracy.summary(rep)
-    else:
-        extra["accuracy"] = {"note": "no hold-out crops: INT8 accuracy not measured"}
     feeds = list(calibration_batches(ctx, list(held or ctx.crops.calib)[:SENSITIVITY_CROPS]))
     sens = sensitivity.sensitivity_report(ctx.model_path, out, feeds, op_types or qdq.DEFAULT_OP_TYPES)
-    atomic_write_text(ctx.staging / "sensitivity_report.json", json.dumps(sens, indent=2) + "\n")
+    atomic_write_text(ctx.staging / "sensitivity_report.json", json_text(sens))
     files["sensitivity_report"] = "sensitivity_report.json"
     int8["output_sqnr_db"] = sens["output_sqnr_db"]
     int8["noisiest_layers"] = [d["node"] for d in sens["layers"][:5]]
     LOG.info("INT8 sensitivity (noisiest layers first):\n%s", sensitivity.format_table(sens, top=5))
+    order = [d["node"] for d in sens["layers"]]
+    macs = mixed.macs_by_node(ctx.model, ctx.profile.opt)
+    float_layers: list = []
+    rep = None
+    if held:
+        reference = accuracy.embed_all(_ort(ctx, ctx.model_path), held)
+
+        def evaluate(layers: list, path: Path | None = None) -> dict:
+            with tempfile.TemporaryDirectory(prefix="edgereid-mixed-") as tmp:
+                model = quantize(layers, Path(tmp) / "q.onnx") if path is None else path
+                return accuracy.accuracy_report(
+                    _ort(ctx, ctx.model_path), _ort(ctx, model, fake_quant=True), held,
+                    ctx.crops.holdout_labels, note=_note(ctx), fp32_embeddings=reference)
+
+        budget = ctx.options.get("budget")
+        if budget is not None and (not ctx.src.trained or ctx.options.get("demo")):
+            budget = None  # untrained weights / a demo set carry no accuracy to keep: full INT8
+            int8["mixed_precision"] = {"skipped": "untrained weights or demo calibration: full INT8"}
+        if budget is None:
+            rep = evaluate([], out)
+        else:
+            search = mixed.search_float_layers(order, evaluate, budget)
+            float_layers, rep = search["float_layers"], search["report"]
+            if float_layers:
+                quantize(float_layers, out)
+            labelled = rep.get("delta_rank1_points") is not None
+            int8["mixed_precision"] = {
+                "budget": budget.describe(labelled),
+                "met": search["met"],
+                "float_layers": float_layers,
+                "float_layers_run_as": FLOAT_RUNS_AS[flavour],
+                "order": "sensitivity_report.json layers (added noise, largest first)",
+                "trials": search["trials"],
+                "selected_on": "the hold-out crops of the accuracy report (identities not used for calibration)",
+            }
+            if not search["met"]:
+                LOG.warning("INT8: no number of float layers met the budget (%s); kept the most accurate "
+                            "(%d float layers). See accuracy_report.json.", budget.describe(labelled),
+                            len(float_layers))
+    int8["int8_mac_share"] = round(mixed.int8_mac_share(macs, order, float_layers), 4)
+    if rep is not None:
+        rep["computed_as"] = fakequant.SIMULATED
+        if flavour == "cpu":  # ORT's integer kernels are what a cpu bundle really runs: both figures
+            host = accuracy.accuracy_report(
+                _ort(ctx, ctx.model_path), _ort(ctx, out), held, ctx.crops.holdout_labels,
+                note="the u8s8 model in ONNX Runtime's integer kernels on the export host",
+            )
+            host["computed_as"] = fakequant.ORT_KERNELS
+            host["host_cpu_isa"] = ctx.options.get("host_cpu_isa")
+            rep["ort_integer_kernels"] = host
+        atomic_write_text(ctx.staging / "accuracy_report.json", json_text(rep))
+        files["accuracy_report"] = "accuracy_report.json"
+        extra["accuracy"] = accuracy.summary(rep)
+    else:
+        extra["accuracy"] = {"note": "no hold-out crops: INT8 accuracy not measured"}
+    if flavour == "trt":
+        int8.update(qdq.check_trt_qdq(out))
     return ranges, files, extra
 
 
-def _ort(ctx: ExportContext, path: Path) -> OnnxruntimeEmbedder:
+def _ort(ctx: ExportContext, path: Path, fake_quant: bool = False) -> OnnxruntimeEmbedder:
     post = ctx.src.postprocess
     return OnnxruntimeEmbedder(
-        str(path), ctx.src.spec, providers=["CPUExecutionProvider"],
+        str(path), ctx.src.spec, providers=["CPUExecutionProvider"], fake_quant=fake_quant,
         l2=bool(post.get("l2_normalize", True)), flip_average=bool(post.get("flip_average", False)),
     )
 
 
 def _note(ctx: ExportContext) -> str:
-    parts = ["simulated INT8 (the QDQ model run in ONNX Runtime on CPU) vs FP32 on held-out crops"]
+    parts = ["simulated INT8 (the QDQ model as float fake-quantization in ONNX Runtime: int32-exact, the same "
+             "on every host) vs FP32 on held-out crops"]
     if not ctx.src.trained:
         parts.append("UNTRAINED weights: the figures only show quantization noise, not accuracy")
     if ctx.options.get("demo"):

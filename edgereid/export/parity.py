@@ -10,7 +10,30 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from edgereid.errors import InputError
 from edgereid.runtime.embedder import EmbedderRunner
+
+
+def check_finite(outputs: dict[str, np.ndarray]) -> None:
+    """Refuse NaN/Inf in any parity output: such a model cannot be compared, calibrated or shipped.
+
+    Args:
+        outputs: label (e.g. ``"model.onnx"``) -> (N, D) raw outputs on the same N crops.
+
+    Raises:
+        InputError: naming which side and how many crops, and what usually causes it.
+    """
+    bad = {name: int((~np.isfinite(np.asarray(v).reshape(len(v), -1))).any(1).sum())
+           for name, v in outputs.items() if len(v)}
+    bad = {k: v for k, v in bad.items() if v}
+    if bad:
+        n = max(len(v) for v in outputs.values())
+        where = ", ".join(f"{k} on {v} of {n} crops" for k, v in bad.items())
+        raise InputError(
+            f"the model outputs NaN or Inf ({where}); nothing was written. Usually a division by a "
+            "zero variance or norm (e.g. MeanVarianceNormalization or LayerNorm without an epsilon) or "
+            "an overflow; fix the model (add an epsilon) and export again."
+        )
 
 
 def compare_outputs(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
@@ -45,11 +68,15 @@ def measure_parity(
 
     With ``batch_check`` the candidate also runs the crops one by one, which catches a batch
     size baked into a reshape of a model whose batch axis is marked dynamic.
+
+    Raises:
+        InputError: NaN/Inf in either output (:func:`check_finite`).
     """
     batch = candidate.spec(crops_bgr)
     with reference, candidate:
         ref = reference.infer(batch)
         out = candidate.infer(batch)
+        check_finite({reference.name: ref, candidate.name: out})
         result: dict[str, Any] = compare_outputs(ref, out)
         if batch_check and len(batch) > 1 and not candidate.max_batch:
             single = np.concatenate([candidate.infer(batch[i : i + 1]) for i in range(len(batch))])

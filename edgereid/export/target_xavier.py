@@ -2,17 +2,18 @@
 
 Always: model.onnx, build_engine.sh (exact trtexec lines), a DLA report. With --int8 also the
 TensorRT-form QDQ model, calib.cache in TensorRT's text format for the shipped model.onnx, and
-the accuracy and sensitivity reports.
+the accuracy and sensitivity reports; with --int8 --dla the scales of Pooling in/out and Concat
+ins/out are tied (the DLA's INT8 rules) in both calib.cache and the QDQ model.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
-from edgereid.bundle import atomic_write_text
+from edgereid.bundle import atomic_write_text, json_text
 from edgereid.calibration import trt_cache
+from edgereid.calibration.ranges import TensorRanges
 from edgereid.export.int8 import quantize_with_reports
 from edgereid.export.targets import ExportContext
 from edgereid.jetson import dla, plan
@@ -29,8 +30,14 @@ def add_files(ctx: ExportContext) -> tuple[dict[str, str], dict[str, Any]]:
     trt_cache.trt_version_code(trt_version)  # validate before any work
     files: dict[str, str] = {"onnx": "model.onnx"}
     extra: dict[str, Any] = {}
+    want_dla = bool(ctx.options.get("dla"))
+    amax = None
     if ctx.precision == "int8":
-        ranges, int8_files, extra = quantize_with_reports(ctx, "trt", QDQ_NAME)
+        groups = dla.scale_groups(ctx.model) if want_dla else []
+        ranges, int8_files, extra = quantize_with_reports(
+            ctx, "trt", QDQ_NAME, adjust_ranges=(lambda r: tie_ranges(r, groups)) if groups else None)
+        extra["int8"]["dla_tied_scale_groups"] = len(groups)
+        amax = {k: ranges.amax(k) for k in ranges.ranges}
         files.update(int8_files)
         files["onnx_int8_qdq"] = QDQ_NAME
         names = trt_cache.graph_tensor_names(ctx.model)
@@ -39,10 +46,9 @@ def add_files(ctx: ExportContext) -> tuple[dict[str, str], dict[str, Any]]:
         files["calib_cache"] = CACHE_NAME
         extra["int8"]["cache_entries"] = len(text.splitlines()) - 1
         extra["int8"]["cache_header"] = trt_cache.cache_header(trt_version)
-    report = dla.dla_report(ctx.model, batch=ctx.profile.opt)
-    atomic_write_text(ctx.staging / DLA_REPORT_NAME, json.dumps(report, indent=2) + "\n")
+    report = dla.dla_report(ctx.model, batch=ctx.profile.opt, amax=amax)
+    atomic_write_text(ctx.staging / DLA_REPORT_NAME, json_text(report))
     files["dla_report"] = DLA_REPORT_NAME
-    want_dla = bool(ctx.options.get("dla"))
     if want_dla and report["loadable_limit_exceeded"]:
         LOG.warning(
             "DLA: the model splits into %d DLA islands with %d GPU<->DLA transitions; TensorRT 8.5 loads at "
@@ -68,6 +74,15 @@ def add_files(ctx: ExportContext) -> tuple[dict[str, str], dict[str, Any]]:
     files["trtexec_script"] = SCRIPT_NAME
     extra["trt"] = trt
     return files, extra
+
+
+def tie_ranges(ranges: TensorRanges, groups: list) -> TensorRanges:
+    """Ranges with each DLA scale group (Pooling in/out, Concat ins/out) at its largest amax, so
+    calib.cache and the QDQ model both carry the scales the DLA's INT8 rules need."""
+    amax = {k: ranges.amax(k) for k in ranges.ranges}
+    tied = dla.tie_amax(amax, groups)
+    return TensorRanges(ranges.method, {k: ((-tied[k], tied[k]) if tied[k] != amax[k] else v)
+                                        for k, v in ranges.ranges.items()})
 
 
 def _default_mode(precision: str, want_dla: bool) -> str:

@@ -81,10 +81,6 @@ def _concat(attrs: Attrs, shapes: List[List[Any]]) -> str | None:
     return None
 
 
-def _gemm(attrs: Attrs, shapes: List[List[Any]]) -> str | None:
-    return None  # FullyConnected with constant weights
-
-
 def _ok(attrs: Attrs, shapes: List[List[Any]]) -> str | None:
     return None
 
@@ -93,7 +89,6 @@ def _ok(attrs: Attrs, shapes: List[List[Any]]) -> str | None:
 DLA_RULES: Dict[str, Tuple[str, Check]] = {
     "Conv": ("Convolution", _conv),
     "ConvTranspose": ("Deconvolution", _conv),
-    "Gemm": ("FullyConnected", _gemm),
     "Relu": ("Activation", _ok),
     "Sigmoid": ("Activation", _ok),
     "Tanh": ("Activation", _ok),
@@ -115,12 +110,77 @@ GPU_REASONS = {
     "GlobalAveragePool": "parsed as a Reduce layer; Reduce is not a DLA layer in 8.5",
     "ReduceMean": "Reduce is not a DLA layer in 8.5",
     "MatMul": "MatrixMultiply between activations is not a DLA layer",
+    # onnx-tensorrt 8.5 (builtin_op_importers.cpp, DEFINE_BUILTIN_OP_IMPORTER(Gemm)) builds Gemm as
+    # IMatrixMultiplyLayer + IElementWiseLayer (bias), not IFullyConnectedLayer
+    "Gemm": "the 8.5 ONNX parser imports Gemm as MatrixMultiply + ElementWise; MatrixMultiply is not a DLA layer",
     "Reshape": "Shuffle is not a DLA layer on Xavier in 8.5",
     "Flatten": "Shuffle is not a DLA layer on Xavier in 8.5",
     "Transpose": "Shuffle is not a DLA layer on Xavier in 8.5",
     "Softmax": "SoftMax on DLA is Orin-only",
     "Div": "Div ElementWise is not in the 8.5 Xavier DLA list",
 }
+
+
+# INT8 on the DLA (TensorRT 8.5 Developer Guide, DLA layers): a Pooling layer's input and output
+# need the same scale, and a Concatenation's inputs and output all one scale. TensorRT does not
+# fix this itself; a layer that breaks it falls back to the GPU.
+SCALE_TIED = {"MaxPool": "Pooling", "AveragePool": "Pooling", "Concat": "Concatenation"}
+
+
+def scale_groups(model: Any) -> List[List[str]]:
+    """Tensors that must share one INT8 scale on the DLA (merged where groups share a tensor).
+
+    Returns:
+        Lists of tensor names, each of 2+ tensors, in graph order.
+    """
+    inits = {i.name for i in model.graph.initializer}
+    parent: Dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    order: List[str] = []
+    for node in model.graph.node:
+        if node.op_type not in SCALE_TIED:
+            continue
+        tensors = [t for t in list(node.input[:1] if node.op_type != "Concat" else node.input) + list(node.output[:1])
+                   if t and t not in inits]
+        for t in tensors:
+            if t not in parent:
+                order.append(t)
+            find(t)
+        for t in tensors[1:]:
+            parent[find(t)] = find(tensors[0])
+    groups: Dict[str, List[str]] = {}
+    for t in order:
+        groups.setdefault(find(t), []).append(t)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def tie_amax(amax: Dict[str, float], groups: List[List[str]]) -> Dict[str, float]:
+    """Each grouped tensor gets its group's largest amax (nothing is clipped that was not before)."""
+    out = dict(amax)
+    for group in groups:
+        known = [amax[t] for t in group if t in amax]
+        if known:
+            for t in group:
+                if t in amax:
+                    out[t] = max(known)
+    return out
+
+
+def _scale_problem(op_type: str, tensors: List[str], amax: Dict[str, float]) -> str | None:
+    values = [amax.get(t) for t in tensors]
+    if any(v is None for v in values):
+        return None  # no INT8 scale on a tensor: FP16 there, no INT8 rule applies
+    if max(values) - min(values) > 1e-6 * max(max(values), 1e-30):
+        return (f"INT8 {SCALE_TIED[op_type]} on the DLA needs one scale for its inputs and output "
+                f"(amax {min(values):.4g}..{max(values):.4g}); export with --dla to tie them")
+    return None
 
 
 def node_verdict(op_type: str, attrs: Attrs, shapes: List[List[Any]]) -> Tuple[str, str]:
@@ -159,10 +219,12 @@ def count_dla_islands(devices: Dict[str, str], edges: List[Tuple[str, str]]) -> 
     return len({find(n) for n in parent})
 
 
-def dla_report(model: Any, batch: int | None = None) -> Dict[str, Any]:
+def dla_report(model: Any, batch: int | None = None, amax: Dict[str, float] | None = None) -> Dict[str, Any]:
     """Per-node DLA/GPU verdicts of an ONNX ModelProto (shape-inferred here), with totals.
 
     Args:
+        amax: INT8 ranges per tensor (what calib.cache carries); applies the DLA's INT8 scale
+            rules (:data:`SCALE_TIED`). None = the FP16 verdicts.
         batch: analyse as if the symbolic batch axis were this static size (a dynamic-batch
             bundle cannot use the DLA at all; the per-layer verdicts show what --batch N would give).
     """
@@ -193,6 +255,11 @@ def dla_report(model: Any, batch: int | None = None) -> Dict[str, Any]:
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         in_shapes = [shapes.get(t) for t in node.input if t and t not in inits]
         device, reason = node_verdict(node.op_type, attrs, in_shapes)
+        if device == "DLA" and amax is not None and node.op_type in SCALE_TIED:
+            tied = list(node.input if node.op_type == "Concat" else node.input[:1]) + list(node.output[:1])
+            problem = _scale_problem(node.op_type, [t for t in tied if t and t not in inits], amax)
+            if problem:
+                device, reason = "GPU", problem
         devices[name] = device
         nodes.append({"node": name, "op_type": node.op_type, "device": device, "reason": reason})
     edges = [(producer[t], n.name or f"{n.op_type}_{i}") for i, n in enumerate(model.graph.node)
@@ -213,6 +280,7 @@ def dla_report(model: Any, batch: int | None = None) -> Dict[str, Any]:
         "usable": not dynamic,
         "usable_note": "dynamic batch: the DLA cannot run this model; export with --batch N --dla"
         if dynamic else "static batch: build with ./build_engine.sh dla0 (GPU fallback on)",
+        "int8_scale_rules": amax is not None,
         "verified_on_device": False,
     }
 

@@ -128,6 +128,8 @@ class OnnxruntimeEmbedder(EmbedderRunner):
         model_path: ONNX file.
         providers: ORT execution providers; None = CUDA when available, else CPU.
         threads: intra-op threads; None = ORT's default.
+        fake_quant: run a QDQ model as float fake-quantization (what TensorRT / the BPU compute,
+            the same on every host) instead of ORT's host-dependent integer kernels.
     """
 
     def __init__(
@@ -136,20 +138,27 @@ class OnnxruntimeEmbedder(EmbedderRunner):
         spec: PreprocessSpec,
         providers: Sequence[str] | None = None,
         threads: int | None = None,
+        fake_quant: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(spec, name=kwargs.pop("name", f"onnxruntime:{model_path}"), **kwargs)
         self.model_path = str(model_path)
         self.providers = providers
         self.threads = threads
+        self.fake_quant = fake_quant
         self.session = None
         self.input_name: str | None = None
 
     def activate_impl(self) -> None:
         ort = require("onnxruntime", "the onnxruntime embedder")
-        opts = ort.SessionOptions()
-        if self.threads:
-            opts.intra_op_num_threads = int(self.threads)
+        if self.fake_quant:
+            from edgereid.calibration.fakequant import fake_quant_options
+
+            opts = fake_quant_options(ort, self.threads)
+        else:
+            opts = ort.SessionOptions()
+            if self.threads:
+                opts.intra_op_num_threads = int(self.threads)
         available = ort.get_available_providers()
         providers = list(self.providers) if self.providers else [
             p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available
@@ -211,12 +220,22 @@ def _ort_from_bundle(bundle: Bundle, role: str = "onnx", **options) -> EmbedderR
 
 
 def _ort_int8_from_bundle(bundle: Bundle, **options) -> EmbedderRunner:
+    """A cpu bundle's u8s8 model in ORT's integer kernels (what runs); a TensorRT-form QDQ
+    model stands for the device, so it runs as fake-quantization (edgereid.calibration.fakequant)."""
     role = "onnx_int8_cpu" if bundle.has("onnx_int8_cpu") else "onnx_int8_qdq"
+    options.setdefault("fake_quant", role == "onnx_int8_qdq")
     return _ort_from_bundle(bundle, role=role, **options)
+
+
+def _ort_int8_sim_from_bundle(bundle: Bundle, **options) -> EmbedderRunner:
+    """Any INT8 model of the bundle as fake-quantization: the host-independent figure."""
+    options["fake_quant"] = True
+    return _ort_int8_from_bundle(bundle, **options)
 
 
 register_backend("ort", _ort_from_bundle)
 register_backend("ort-int8", _ort_int8_from_bundle)
+register_backend("ort-int8-sim", _ort_int8_sim_from_bundle)
 
 
 def resolve_backend(bundle: Bundle, backend: str = "auto") -> str:

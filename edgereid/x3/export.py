@@ -8,7 +8,6 @@ accuracy. Returns the roles it wrote and the figures for ``manifest["x3"]``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from edgereid.bundle import atomic_write_text
+from edgereid.bundle import atomic_write_text, json_text
 from edgereid.errors import InputError
 from edgereid.lazy import require
 from edgereid.preprocess import PreprocessSpec
@@ -144,7 +143,7 @@ def add_x3_files(
         "x3_output_shapes": graphs.output_shapes,
         "int8_simulation": accuracy,
     }
-    atomic_write_text(staging / REPORT_JSON, json.dumps(report, indent=1) + "\n")
+    atomic_write_text(staging / REPORT_JSON, json_text(report, indent=1))
     atomic_write_text(staging / REPORT_TEXT, _report_text(report))
 
     roles = {

@@ -6,6 +6,8 @@ opset-13 copy of the X3 graph because ONNX's per-channel QuantizeLinear needs op
 What it does not model: Horizon's own quantizer (int8 input with offset 128 after the NV12 ->
 RGB conversion, LUT sigmoid, int8 / int32 outputs, its calibration search). It approximates;
 the toolchain's ``<prefix>_quantized_model.onnx`` is the real reference (docs/export-x3.md).
+The QDQ model runs as float fake-quantization (:mod:`edgereid.calibration.fakequant`), which is
+what the BPU's int32 accumulation computes, never in ONNX Runtime's host-dependent integer kernels.
 
 hb_mapper calibration -> ours: ``default`` -> percentile (99.999 %), ``kl`` -> entropy,
 ``max`` -> min/max; ranges come from :func:`edgereid.calibration.ranges.calibrate_ranges`,
@@ -79,10 +81,12 @@ def simulate_x3_int8(
 
 
 def run_batch1(model, batch: np.ndarray) -> np.ndarray:
-    """Run a static-batch-1 model over (N, 3, H, W) one sample at a time -> (N, D) float32."""
-    ort = require("onnxruntime", "running the X3 graphs on the host")
-    data = model if isinstance(model, (str, Path)) else model.SerializeToString()
-    session = ort.InferenceSession(str(data) if isinstance(data, Path) else data, providers=["CPUExecutionProvider"])
+    """Run a static-batch-1 model (path or ModelProto) over (N, 3, H, W) one sample at a time -> (N, D)."""
+    from edgereid.calibration.fakequant import fake_quant_session
+
+    # A QDQ model runs as float fake-quantization (what the BPU's int32 accumulation computes),
+    # never in ORT's host-dependent integer kernels; a float model is unaffected.
+    session = fake_quant_session(model)
     name = session.get_inputs()[0].name
     outs = [session.run(None, {name: batch[i : i + 1]})[0].reshape(1, -1) for i in range(len(batch))]
     return np.concatenate(outs, 0).astype(np.float32) if outs else np.zeros((0, 0), np.float32)

@@ -52,3 +52,20 @@ def test_count_macs_of_a_tiny_conv_and_gemm(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
     assert count_onnx_macs(path) == 27648 + 10240
     assert count_onnx_macs(path, batch=2) == 2 * (27648 + 10240)
+
+
+def test_cpu_isa_from_cpuinfo():
+    from edgereid.benchmarks.conditions import cpu_isa, parse_cpu_isa
+
+    avx2 = "processor\t: 0\nflags\t\t: fpu sse4_1 avx avx2 fma bmi2\n"
+    vnni = "flags\t\t: fpu avx2 avx512f avx512bw avx512_vnni\n"
+    alder = "flags\t\t: fpu avx2 avx_vnni\n"
+    arm = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes crc32 atomics fphp asimdhp asimddp\n"
+    carmel = "Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32\n"  # an Armv8.0 core (X3: A53)
+    assert parse_cpu_isa(avx2) == {"isa": "avx2", "flags": ["avx2"], "u8s8_saturates": True}
+    assert parse_cpu_isa(vnni)["isa"] == "avx512_vnni" and not parse_cpu_isa(vnni)["u8s8_saturates"]
+    assert parse_cpu_isa(alder)["isa"] == "avx_vnni"
+    assert parse_cpu_isa(arm, "aarch64")["isa"] == "asimddp"
+    assert parse_cpu_isa(carmel, "aarch64")["isa"] == "neon"
+    assert parse_cpu_isa("", "x86_64") == {"isa": None, "flags": [], "u8s8_saturates": None}
+    assert collect_conditions()["cpu_isa"] == cpu_isa()

@@ -1,0 +1,52 @@
+"""Device-faithful INT8 simulation: a QDQ model run as float fake-quantization, on any host.
+
+Why: with its default graph optimizations ONNX Runtime fuses ``DequantizeLinear -> Conv ->
+QuantizeLinear`` into its integer kernels (QLinearConv, u8s8 / s8s8 GEMM). On x86 CPUs without
+VNNI those kernels compute u8 x s8 products in int16 pairs that saturate (ONNX Runtime's
+quantization guide, "reduce_range"; OpenVINO's "saturation issue" note), so the same QDQ model
+gives a host-dependent figure (OSNet on an AVX2-only host: cosine 0.64 vs 0.99). TensorRT and
+the X3 BPU accumulate in int32 and never saturate: what they compute is exactly
+``DQ(Q(x)) -> float op``, i.e. fake-quantization. Keeping the Q and DQ nodes as separate float
+ops (``session.disable_quant_qdq``, measured equal to a numpy reference in
+tests/calibration/test_calib_fakequant.py) gives that figure on every x86 and ARM host.
+
+This module is Python-3.8 compatible and needs only numpy (onnxruntime is imported lazily).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+# ORT's kOrtSessionOptionsDisableQuantQDQ (onnxruntime_session_options_config_keys.h):
+# "1" = do not fuse or move QuantizeLinear/DequantizeLinear nodes.
+FAKE_QUANT_CONFIG: Dict[str, str] = {"session.disable_quant_qdq": "1"}
+FAKE_QUANT_LEVEL = "ORT_ENABLE_BASIC"  # no layout/NCHWc rewrites: same float graph on every host
+
+SIMULATED = "simulated INT8: the QDQ model as float fake-quantization (int32-exact, as TensorRT / the BPU)"
+ORT_KERNELS = "ONNX Runtime integer kernels on this host (what a --target cpu bundle really runs)"
+
+
+def fake_quant_options(ort: Any = None, threads: int | None = None) -> Any:
+    """``onnxruntime.SessionOptions`` that run a QDQ model as float fake-quantization."""
+    if ort is None:
+        from edgereid.lazy import require
+
+        ort = require("onnxruntime", "the INT8 simulation")
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, FAKE_QUANT_LEVEL)
+    for key, value in FAKE_QUANT_CONFIG.items():
+        opts.add_session_config_entry(key, value)
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+    return opts
+
+
+def fake_quant_session(model: Any, threads: int | None = None) -> Any:
+    """An ORT CPU session of ``model`` (path, bytes or ModelProto) in fake-quant mode."""
+    from edgereid.lazy import require
+
+    ort = require("onnxruntime", "the INT8 simulation")
+    if hasattr(model, "SerializeToString"):
+        model = model.SerializeToString()
+    return ort.InferenceSession(model if isinstance(model, bytes) else str(model),
+                                fake_quant_options(ort, threads), providers=["CPUExecutionProvider"])
