@@ -16,7 +16,7 @@ from edgereid.benchmarks.conditions import collect_conditions
 from edgereid.benchmarks.resources import peak_rss_mb
 from edgereid.benchmarks.stats import latency_summary
 from edgereid.benchmarks.tegrastats import TegrastatsSampler
-from edgereid.errors import BackendError, InputError
+from edgereid.errors import InputError
 
 STAGES = ("capture", "detect", "track", "embed", "lock", "total")
 
@@ -48,7 +48,7 @@ def bench_follow(source: str, bundle: str, detector: str | None, backend: str = 
                  tegrastats: bool = True, gt: str | None = None, target_id: int | None = None,
                  gt_frames: str | None = None, enroll_gt: str | None = None,
                  plot: str | None = None) -> Dict[str, Any]:
-    """Run the follow loop (``edgereid.runtime.loop.run_follow``) over ``source`` as fast as it goes.
+    """Run the follow loop (``edgereid.runtime.session.run_follow``) over ``source`` as fast as it goes.
 
     Args:
         source: video file, image folder or camera URI (as ``reid-follow --source``).
@@ -66,12 +66,9 @@ def bench_follow(source: str, bundle: str, detector: str | None, backend: str = 
             enrolled (instead of ``enroll``).
         plot: PNG path for the ground-truth plot over time.
     """
-    try:
-        from edgereid.runtime.loop import run_follow
-    except ImportError as exc:
-        raise BackendError(f"the follow loop (edgereid.runtime.loop.run_follow) is not available: {exc}") from exc
     from edgereid.runtime.backends import backend_options
     from edgereid.runtime.embedder import load_embedder
+    from edgereid.runtime.session import run_follow
 
     if max_frames is not None and max_frames <= warmup_frames:
         raise InputError(f"--frames ({max_frames}) must exceed --warmup-frames ({warmup_frames}).")

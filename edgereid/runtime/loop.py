@@ -306,10 +306,3 @@ def is_live(source: Any) -> bool:
     from edgereid.runtime.sources import LiveSource
 
     return isinstance(source, LiveSource)
-
-
-def run_follow(*args: Any, **kwargs: Any) -> FollowSummary:
-    """Open source, detector, bundle and output, run to the end; see :func:`edgereid.runtime.session.run_follow`."""
-    from edgereid.runtime.session import run_follow as _run_follow
-
-    return _run_follow(*args, **kwargs)
