@@ -105,10 +105,14 @@ class LockEvidence:
         stranger = float(self.strangers.similarity(embedding[None])[0])
         if stranger >= cfg.accept_threshold and stranger > sim + cfg.stranger_margin:
             return f"looks more like a known stranger ({stranger:.2f}) than the target ({sim:.2f})", False
+        return self.dropped(sim), False
+
+    def dropped(self, sim: float) -> Optional[str]:
+        """A fall of ``reject_drop`` below the target's own typical similarity, or None."""
         typical = self.typical()
-        if typical is not None and sim < typical - cfg.reject_drop:
-            return f"similarity {sim:.2f} fell below the target's typical {typical:.2f}", False
-        return None, False
+        if typical is not None and sim < typical - self.config.reject_drop:
+            return f"similarity {sim:.2f} fell below the target's typical {typical:.2f}"
+        return None
 
     def took_over(self, track_id: int, embedding: Optional[np.ndarray]) -> None:
         """Track ``track_id`` now holds someone else: remember it (and its look, when the crop is good)."""

@@ -202,6 +202,8 @@ class FollowLoop:
             command = self.mapper.stop(reasons[0])
         elif result is None or state is not LockState.LOCKED or result.box is None:
             command = self.mapper.stop(f"target {state.value.lower()}")
+        elif result.hold is not None:  # locked, but this frame's evidence is unsure: stop, keep the lock
+            command = self.mapper.stop(f"target unconfirmed: {result.hold}")
         else:
             command = self.mapper.follow(result.box, frame.image.shape[1], result.enroll_height, t_capture)
         latency["total"] = (time.monotonic() - t_capture) * 1e3

@@ -44,6 +44,8 @@ from edgereid.runtime.lock_evidence import LockEvidence
 from edgereid.runtime.quality import crop_quality, touches_bottom
 from edgereid.runtime.thresholds import resolve_lock_configs
 
+SWAP_WINDOW = 3  # good checks after a tracker gap or an overlap of >= this many frames: swaps happen there
+
 
 class LockState(enum.Enum):
     SEARCHING = "SEARCHING"  # nobody enrolled; waiting for a person in front of the car
@@ -64,6 +66,7 @@ class LockResult:
         coasting: True while LOCKED on a predicted box (detector missed the target).
         enroll_height: box height in pixels at enrollment (speed reference), or None.
         event: a short description of a transition that happened this frame, or None.
+        hold: why the car must stop this frame although the lock holds (an unsure crop), or None.
     """
 
     state: LockState
@@ -73,6 +76,7 @@ class LockResult:
     coasting: bool = False
     enroll_height: Optional[float] = None
     event: Optional[str] = None
+    hold: Optional[str] = None
 
 
 class TargetLock:
@@ -103,6 +107,9 @@ class TargetLock:
         self._reset_counters()
 
     def _reset_counters(self) -> None:
+        self._unsure: Optional[str] = None  # set by an unsure check until a clean one
+        self._swap_window = 0  # good checks left in which one piece of evidence ends the lock
+        self._bad_run = 0  # bad (overlapping, cut) crops of the target in a row
         self._candidate: Optional[int] = None
         self._enroll_embeddings: List[np.ndarray] = []
         self._enroll_heights: List[float] = []
@@ -233,9 +240,12 @@ class TargetLock:
                 return self._lose(f"target not seen for {self._missed} frames")
             box = predicted.get(self.target_id, self._last_box)
             self._last_box = None if box is None else np.asarray(box, np.float32).copy()
-            return self._result(coasting=True)
-        rematched = self._missed > 0  # the tracker matched the track again after a gap: a swap chance
+            # the track's prediction follows whoever it last matched: after an unsure check, do not drive on it
+            return self._result(coasting=True, hold=self._unsure)
+        if self._missed > 0:  # the tracker matched the track again after a gap: when swaps happen
+            self._swap_window = SWAP_WINDOW
         self._missed = 0
+        trusted_box = self._last_box
         self._last_box = tracks.xyxy[row].copy()
         self._since_verify += 1
         self._since_update += 1
@@ -247,20 +257,37 @@ class TargetLock:
         sim, anchor_sim = float(sims[0]), float(self.gallery.anchor_similarity(embedding[None])[0])
         self._last_similarity = sim
         overlap = _overlap(tracks, row)
-        # a bad crop (overlapping, cut, tiny) mixes appearances: only the absolute floor counts there
-        # the floor holds for the anchors too: learnt views cannot carry the lock off to someone else
-        why, strong = (self.evidence.contradiction(embedding, sim, anchor_sim) if good[row]
-                       else (self.evidence.below_floor(sim, anchor_sim), True))
+        # a bad crop (overlapping, cut, tiny) mixes appearances: only the floor counts there, and a
+        # large fall just after a tracker gap (someone now standing where the target was hidden);
+        # the floor holds for the anchors too, so learnt views cannot carry the lock off to someone else
+        if good[row]:
+            why, strong = self.evidence.contradiction(embedding, sim, anchor_sim)
+        else:
+            why, strong = self.evidence.below_floor(sim, anchor_sim), True
+            if why is None and self._swap_window > 0:
+                why, strong = self.evidence.dropped(sim), False
+        if not good[row]:
+            self._bad_run += 1
+        else:
+            if self._bad_run >= SWAP_WINDOW:  # first good crop after an overlap: the tracker may have swapped
+                self._swap_window = SWAP_WINDOW
+            self._bad_run = 0
         self._rejects = self._rejects + 1 if why else 0
-        if strong:  # the floor or a jump: at once while overlapping or just re-matched (when swaps happen)
-            needed = 1 if (overlap > 0 or rematched) else self.config.reject_frames
-        else:  # relative evidence (a known stranger, a drop) must hold for a few checks
+        fresh = self._swap_window > 0 and bool(good[row])
+        if strong:  # the floor or a jump: at once while overlapping or just after a gap or an overlap
+            needed = 1 if (overlap > 0 or fresh) else self.config.reject_frames
+        else:  # relative evidence (a known stranger, a fall) must hold for a few checks
             needed = max(self.config.reject_frames, self.config.evidence_frames)
         if why is not None and self._rejects >= needed:
             self.evidence.took_over(int(self.target_id), embedding if good[row] else None)
             return self._lose(why)
-        if why is not None:
-            return self._result()
+        if why is not None:  # unsure: the car stops this frame, the lock waits for the evidence to settle
+            self._last_box = trusted_box
+            self._unsure = f"coasting after an unconfirmed check ({why})"
+            return self._result(hold=why)
+        self._unsure = None
+        if good[row]:
+            self._swap_window = max(self._swap_window - 1, 0)
         self.evidence.record(sim, embedding, bool(good[row]))
         if self.evidence.sustained_drop():
             return self._lose(f"similarity held at {self.evidence.recent_level():.2f}, a step below the target's "
@@ -346,9 +373,9 @@ class TargetLock:
         self._enroll_embeddings = []
         self._enroll_heights = [float(tracks.heights[row])]
 
-    def _result(self, coasting: bool = False, event: Optional[str] = None) -> LockResult:
+    def _result(self, coasting: bool = False, event: Optional[str] = None, hold: Optional[str] = None) -> LockResult:
         return LockResult(self.state, self.target_id, self._last_box, self._last_similarity, coasting,
-                          self.enroll_height, event)
+                          self.enroll_height, event, hold)
 
     def _enrollment_candidate(self, tracks: Detections, frame_size: Tuple[int, int]) -> Optional[int]:
         """Row of the largest person whose centre is in the central band and who is tall enough."""

@@ -10,6 +10,8 @@ Metrics:
   locked_visible      target-visible frames LOCKED on the target / target-visible frames
   switches            times the lock moved onto a distractor (runs of LOCKED-on-distractor frames)
   distractor_frames   LOCKED frames on a distractor
+  drive_distractor_frames  of those, frames with a drive command (not STOP) and IoU with the target
+                      below ``match_iou``: the car driven toward someone else (the safety figure)
   relock_frames       per reappearance (target visible again after >= ``min_hidden`` hidden frames):
                       frames from reappearance to the first LOCKED-on-target frame (None: never)
   enrolled_frame      first LOCKED frame (None: never)
@@ -34,6 +36,7 @@ class LockMetrics:
     locked_visible: float = 0.0
     switches: int = 0
     distractor_frames: int = 0
+    drive_distractor_frames: int = 0
     relock_frames: List[Optional[int]] = field(default_factory=list)
     enrolled_frame: Optional[int] = None
 
@@ -64,6 +67,13 @@ def classify_lock(message: Dict[str, Any], truth: GroundTruth, match_iou: float 
     return "target" if truth.names[best] == "target" else "distractor"
 
 
+def _target_iou(message: Dict[str, Any], truth: GroundTruth) -> float:
+    box = truth.box_of("target")
+    if box is None or not message.get("target"):
+        return 0.0
+    return float(box_iou_batch(np.asarray(message["target"]["box"], np.float32)[None], box[None])[0, 0])
+
+
 def lock_metrics(truths: Sequence[GroundTruth], messages: Sequence[Dict[str, Any]], match_iou: float = 0.5,
                  visible_fraction: float = 0.5, min_hidden: int = 3) -> LockMetrics:
     """Score one scenario run (``truths[i]`` and ``messages[i]`` describe the same frame)."""
@@ -83,6 +93,8 @@ def lock_metrics(truths: Sequence[GroundTruth], messages: Sequence[Dict[str, Any
         on_target += kind == "target"
         if kind == "distractor":
             out.distractor_frames += 1
+            if not message.get("command", {}).get("stop", True) and _target_iou(message, truth) < match_iou:
+                out.drive_distractor_frames += 1  # driven toward someone else, not just an ambiguous overlap
             if previous != "distractor":
                 out.switches += 1
         is_visible = truth.visibility_of("target") >= visible_fraction
