@@ -82,24 +82,31 @@ def check_h_and_w(v, hmax: object) -> Optional[str]:
     return None if max(s[2], s[3]) <= hmax else f"H, W {s[2]}, {s[3]}: one > {hmax}"
 
 
-def check_chw(v, chw_max: object) -> Optional[str]:
+def _one_chw(v):
+    """((C, H, W), None) of the first input as 1xCxHxW, or (None, why not)."""
     s = _in0(v)
     if s is None:
-        return "unknown input shape"
+        return None, "unknown input shape"
     n, c, h, w = _as_1chw(s)
     if n != 1:
-        return f"input {list(s)} is not 1xCxHxW"
+        return None, f"input {list(s)} is not 1xCxHxW"
+    return (c, h, w), None
+
+
+def check_chw(v, chw_max: object) -> Optional[str]:
+    dims, why = _one_chw(v)
+    if dims is None:
+        return why
+    c, h, w = dims
     return None if c * h * w <= chw_max else f"C*H*W {c * h * w} > {chw_max}"
 
 
 def check_sigmoid_aligned(v, limit: object) -> Optional[str]:
     """min(C->4k, W->8k padded size, C->32k padded size) <= limit (the 8W4C / 32C layouts)."""
-    s = _in0(v)
-    if s is None:
-        return "unknown input shape"
-    n, c, h, w = _as_1chw(s)
-    if n != 1:
-        return f"input {list(s)} is not 1xCxHxW"
+    dims, why = _one_chw(v)
+    if dims is None:
+        return why
+    c, h, w = dims
     size = min(_ceil(c, 4) * h * _ceil(w, 8), _ceil(c, 32) * h * w)
     return None if size <= limit else f"aligned size min(8W4C, 32C) {size} > {limit}"
 
