@@ -143,9 +143,11 @@ class Gallery:
         return self._score(embeddings, self._anchors if len(self._anchors) else self._items)
 
     def _score(self, embeddings: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        if len(embeddings) == 0:
+            return np.zeros(0, np.float32)
         q = np.asarray(embeddings, np.float32).reshape(len(embeddings), -1)
         out = np.full(len(q), np.nan, np.float32)
-        if len(reference) == 0 or len(q) == 0:
+        if len(reference) == 0:
             return out
         finite = np.all(np.isfinite(q), axis=1)
         if finite.any():

@@ -91,9 +91,11 @@ class LockEvidence:
             return f"appearance contradicts the enrollment anchors (similarity {anchor_sim:.2f} < {floor:.2f})"
         return None
 
-    def contradiction(self, embedding: np.ndarray, sim: float, anchor_sim: float) -> Tuple[Optional[str], bool]:
+    def contradiction(self, embedding: np.ndarray, sim: float, anchor_sim: float,
+                      stranger: float) -> Tuple[Optional[str], bool]:
         """(why this good crop of the target's track is someone else or None, whether that is strong
-        evidence on its own: the floor or a jump; a stranger match or a drop must be sustained)."""
+        evidence on its own: the floor or a jump; a stranger match or a drop must be sustained).
+        ``stranger`` is the crop's highest similarity to a known stranger."""
         cfg = self.config
         floor = self.below_floor(sim, anchor_sim)
         if floor is not None:
@@ -102,7 +104,6 @@ class LockEvidence:
             jump = float(embedding @ self.last_good)
             if jump < cfg.jump_threshold:
                 return f"appearance jumped between consecutive crops of the track (cosine {jump:.2f})", True
-        stranger = float(self.strangers.similarity(embedding[None])[0])
         if stranger >= cfg.accept_threshold and stranger > sim + cfg.stranger_margin:
             return f"looks more like a known stranger ({stranger:.2f}) than the target ({sim:.2f})", False
         return self.dropped(sim), False

@@ -36,6 +36,7 @@ from edgereid.runtime.command import CommandMapper, FollowCommand
 from edgereid.runtime.config import FollowConfig
 from edgereid.runtime.stats import FollowSummary, LatencyStats, reason_category
 from edgereid.runtime.target_lock import LockResult, LockState, TargetLock
+from edgereid.runtime.thresholds import measured_scale
 from edgereid.runtime.tracker import ByteTracker
 
 log = logging.getLogger("edgereid.follow")
@@ -58,8 +59,9 @@ class FollowLoop:
         frame_sink: called with (image, tracks, lock result, command, message) after each frame
             (``annotate.VideoRecorder`` / window); its errors are logged, never fatal.
         control: ``poll() -> list[str]`` of operator commands (``"enroll"``); see ``control.py``.
-        similarity_scale: the bundle manifest's ``similarity`` block: the lock derives the thresholds
-            the config leaves at None from it (``thresholds.py``); None = strict fallback.
+        similarity_scale: a manifest ``similarity`` block: the lock derives the thresholds the config
+            leaves at None from it (``thresholds.py``); None = the embedder's bundle's block, or, for
+            a bare runner or an unmeasured bundle, strict fallback thresholds.
     """
 
     def __init__(self, source: Any, detector: Any, embedder: Any, output: Any = None,
@@ -75,6 +77,8 @@ class FollowLoop:
         self.frame_sink = frame_sink
         self.control = control
         self.tracker = ByteTracker(self.config.tracker)
+        if similarity_scale is None:
+            similarity_scale = measured_scale(embedder)
         self.lock = TargetLock(self.config.lock, self.config.gallery, quality_config=self.config.quality,
                                similarity_scale=similarity_scale)
         self.mapper = CommandMapper(self.config.command)

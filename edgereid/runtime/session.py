@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, List, Optional, Union
 
 import numpy as np
 
@@ -118,8 +118,7 @@ def run_follow(
         recorder = VideoRecorder(record, getattr(src, "fps", 0.0) or fps or 10.0) if record else None
         opened.append(recorder)
         sinks = FanOut(recorder, window) if (recorder or window) else None
-        loop = FollowLoop(src, det, embedder, out, config, realtime=realtime, frame_sink=sinks, control=control,
-                          similarity_scale=_similarity_scale(embedder))
+        loop = FollowLoop(src, det, embedder, out, config, realtime=realtime, frame_sink=sinks, control=control)
         if not embedder.is_active:  # a runner the caller activated stays active after the run
             embedder.activate()
             opened.append(_Deactivate(embedder))
@@ -132,14 +131,6 @@ def run_follow(
         for part in reversed(opened):
             _close_quietly(part)
     return summary
-
-
-def _similarity_scale(embedder: Any) -> Optional[Dict[str, Any]]:
-    """The bundle's measured similarity scale (manifest ``similarity``), or None."""
-    bundle = getattr(embedder, "bundle", None)
-    manifest = getattr(bundle, "manifest", None)
-    block = getattr(manifest, "extra", {}).get("similarity") if manifest is not None else None
-    return block if isinstance(block, dict) and "impostor" in block else None
 
 
 def _open_output(spec: Any) -> Any:

@@ -54,6 +54,8 @@ class StrangerBank:
 
     def similarity(self, embeddings: np.ndarray) -> np.ndarray:
         """(n,) highest cosine of each (n, D) row to any known stranger; -1 when none (or a NaN row)."""
+        if len(embeddings) == 0:
+            return np.zeros(0, np.float32)
         q = np.asarray(embeddings, np.float32).reshape(len(embeddings), -1)
         out = np.full(len(q), -1.0, np.float32)
         if not self._items or len(q) == 0:

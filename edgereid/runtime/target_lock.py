@@ -37,11 +37,11 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from edgereid.detections import Detections, box_iou_batch
+from edgereid.detections import Detections
 from edgereid.runtime.config import GalleryConfig, LockConfig, QualityConfig
 from edgereid.runtime.gallery import Gallery, SimilarityFn
 from edgereid.runtime.lock_evidence import LockEvidence
-from edgereid.runtime.quality import crop_quality, touches_bottom
+from edgereid.runtime.quality import crop_quality, max_overlap, touches_bottom
 from edgereid.runtime.thresholds import resolve_lock_configs
 
 SWAP_WINDOW = 3  # good checks after a tracker gap or an overlap of >= this many frames: swaps happen there
@@ -122,8 +122,7 @@ class TargetLock:
         self._lost_since: Optional[float] = None
         self._last_box: Optional[np.ndarray] = None
         self._last_similarity: Optional[float] = None
-        if hasattr(self, "evidence"):
-            self.evidence.new_track()
+        self.evidence.new_track()
 
     # -- commands ----------------------------------------------------------------------------
     def request_enrollment(self) -> None:
@@ -160,7 +159,7 @@ class TargetLock:
             if row is None:
                 return mask
             due = self._since_verify + 1 >= self.config.verify_interval
-            if due or self._missed > 0 or _overlap(tracks, row) > 0:
+            if due or self._missed > 0 or max_overlap(tracks.xyxy)[row] > 0:
                 mask[row] = True
             for other in self.evidence.stranger_samples(tracks, row, good):
                 mask[other] = True
@@ -255,23 +254,21 @@ class TargetLock:
         self._since_verify = 0
         sims = self.gallery.similarity(embedding[None])
         sim, anchor_sim = float(sims[0]), float(self.gallery.anchor_similarity(embedding[None])[0])
+        stranger_sim = float(self.strangers.similarity(embedding[None])[0])
         self._last_similarity = sim
-        overlap = _overlap(tracks, row)
+        overlap = float(max_overlap(tracks.xyxy)[row])
         # a bad crop (overlapping, cut, tiny) mixes appearances: only the floor counts there, and a
         # large fall just after a tracker gap (someone now standing where the target was hidden);
         # the floor holds for the anchors too, so learnt views cannot carry the lock off to someone else
         if good[row]:
-            why, strong = self.evidence.contradiction(embedding, sim, anchor_sim)
+            why, strong = self.evidence.contradiction(embedding, sim, anchor_sim, stranger_sim)
         else:
             why, strong = self.evidence.below_floor(sim, anchor_sim), True
             if why is None and self._swap_window > 0:
                 why, strong = self.evidence.dropped(sim), False
-        if not good[row]:
-            self._bad_run += 1
-        else:
-            if self._bad_run >= SWAP_WINDOW:  # first good crop after an overlap: the tracker may have swapped
-                self._swap_window = SWAP_WINDOW
-            self._bad_run = 0
+        if good[row] and self._bad_run >= SWAP_WINDOW:  # first good crop after an overlap: a swap chance
+            self._swap_window = SWAP_WINDOW
+        self._bad_run = 0 if good[row] else self._bad_run + 1
         self._rejects = self._rejects + 1 if why else 0
         fresh = self._swap_window > 0 and bool(good[row])
         if strong:  # the floor or a jump: at once while overlapping or just after a gap or an overlap
@@ -296,7 +293,7 @@ class TargetLock:
         if good[row]:
             if (anchor_sim >= self.gallery_config.update_threshold
                     and self._since_update >= self.gallery_config.update_interval
-                    and float(self.strangers.similarity(embedding[None])[0]) + self.config.stranger_margin <= sim):
+                    and stranger_sim + self.config.stranger_margin <= sim):
                 if self.gallery.add(embedding):
                     self._since_update = 0
         self.evidence.bank_bystanders(tracks, row, good)
@@ -310,9 +307,8 @@ class TargetLock:
             self.request_enrollment()
             return LockResult(LockState.SEARCHING, event=f"re-enrollment after {timeout:g} s lost")
         emb = tracks.embeddings if tracks.embeddings is not None else np.full((len(tracks), 1), np.nan, np.float32)
-        sims = self.gallery.similarity(emb) if len(tracks) else np.zeros(0, np.float32)
-        anchor = self.gallery.anchor_similarity(emb) if len(tracks) else np.zeros(0, np.float32)
-        stranger = self.strangers.similarity(emb) if len(tracks) else np.zeros(0, np.float32)
+        sims, anchor = self.gallery.similarity(emb), self.gallery.anchor_similarity(emb)
+        stranger = self.strangers.similarity(emb)
         measured = np.flatnonzero(np.isfinite(sims))
         eligible = [r for r in measured
                     if good[r] and self.evidence.plausible(int(tracks.track_ids[r]), float(sims[r]))]
@@ -397,15 +393,6 @@ class TargetLock:
             return None
         rows = np.flatnonzero(tracks.track_ids == track_id)
         return int(rows[0]) if len(rows) else None
-
-
-def _overlap(tracks: Detections, row: int) -> float:
-    """Largest IoU between box ``row`` and any other tracked box (0 when alone)."""
-    if len(tracks) < 2:
-        return 0.0
-    iou = box_iou_batch(tracks.xyxy[row : row + 1], tracks.xyxy)[0]
-    iou[row] = 0.0
-    return float(iou.max())
 
 
 def _embedding(tracks: Detections, row: int) -> Optional[np.ndarray]:

@@ -87,8 +87,10 @@ def derive_thresholds(similarity: Optional[Mapping[str, Any]]) -> Dict[str, floa
 def resolve_thresholds(config: FollowConfig, similarity: Optional[Mapping[str, Any]] = None,
                        where: str = "bundle") -> FollowConfig:
     """``config`` with every threshold left at None filled from ``similarity`` (None = fallback + warning)."""
-    missing = [name for name, (section, _, _) in _LEVELS.items() if getattr(getattr(config, section), name) is None]
-    missing += [name for name in _SPREADS if getattr(config.lock, name) is None]
+    sections = {name: section for name, (section, _, _) in _LEVELS.items()}
+    sections.update({name: "lock" for name in _SPREADS})
+    missing = {name: section for name, section in sections.items()
+               if getattr(getattr(config, section), name) is None}
     if not missing:
         return config
     if similarity is None:
@@ -96,11 +98,20 @@ def resolve_thresholds(config: FollowConfig, similarity: Optional[Mapping[str, A
                     "assumed up to 0.9; re-acquisition will be rare). Measure it: reid-eval --bundle B --data "
                     "CROPS --similarity, or export with labelled --calib-data.", where)
     derived = derive_thresholds(similarity)
-    lock = replace(config.lock, **{k: derived[k] for k in missing if hasattr(config.lock, k)})
-    gallery = replace(config.gallery, **{k: derived[k] for k in missing if hasattr(config.gallery, k)})
-    out = replace(config, lock=lock, gallery=gallery)
+    out = config
+    for section in set(missing.values()):
+        filled = {name: derived[name] for name, home in missing.items() if home == section}
+        out = replace(out, **{section: replace(getattr(out, section), **filled)})
     out.validate(where)
     return out
+
+
+def measured_scale(embedder: Any) -> Optional[Dict[str, Any]]:
+    """The ``similarity`` block of the bundle an embedder runner was loaded from (``load_embedder``
+    sets ``runner.bundle``), or None for a bare runner or a bundle that was never measured."""
+    manifest = getattr(getattr(embedder, "bundle", None), "manifest", None)
+    block = manifest.extra.get("similarity") if manifest is not None else None
+    return block if isinstance(block, dict) and "impostor" in block else None
 
 
 def resolve_lock_configs(lock: LockConfig, gallery: GalleryConfig,

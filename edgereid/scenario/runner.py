@@ -130,10 +130,6 @@ def run_scene(scene: Scene, embedder: Any, config: FollowConfig | None = None, d
     source = SceneSource(scene)
     if detector is None:
         detector = OracleDetector(source, dropout=dropout, jitter=jitter, seed=seed)
-    if similarity_scale is None:
-        manifest = getattr(getattr(embedder, "bundle", None), "manifest", None)
-        block = manifest.extra.get("similarity") if manifest is not None else None
-        similarity_scale = block if isinstance(block, dict) and "impostor" in block else None
     collector = _Collector()
     loop = FollowLoop(source, detector, embedder, collector, config, frame_sink=frame_sink,
                       similarity_scale=similarity_scale)
