@@ -72,13 +72,15 @@ def bench_follow(source: str, bundle: str, detector: str | None, backend: str = 
 
     if max_frames is not None and max_frames <= warmup_frames:
         raise InputError(f"--frames ({max_frames}) must exceed --warmup-frames ({warmup_frames}).")
-    truth = None
-    if gt is not None or enroll_gt is not None:
-        from edgereid.evaluation.follow_gt import crops_from_gt, parse_frame_range, read_mot_gt
+    truth, span = None, None
+    if gt is not None or enroll_gt is not None or gt_frames is not None:
+        from edgereid.evaluation.follow_gt import check_target_id, crops_from_gt, parse_frame_range, read_mot_gt
 
         if gt is None or target_id is None:
-            raise InputError("--gt and --target-id go together (and --enroll-gt needs both).")
-        truth = read_mot_gt(gt)
+            raise InputError("--gt and --target-id go together (and --gt-frames / --enroll-gt need both).")
+        truth = read_mot_gt(gt)  # every ground-truth input is checked before the run, not after it
+        check_target_id(truth, target_id)
+        span = parse_frame_range(gt_frames, "--gt-frames") if gt_frames else None
         if enroll_gt is not None:
             enroll = crops_from_gt(source, truth, target_id, parse_frame_range(enroll_gt, "--enroll-gt"))
     embedder = load_embedder(bundle, backend, **backend_options(backend, threads))
@@ -101,9 +103,8 @@ def bench_follow(source: str, bundle: str, detector: str | None, backend: str = 
             sampler.stop()
     ground_truth = None
     if truth is not None:
-        from edgereid.evaluation.follow_gt import parse_frame_range, plot_follow_gt, score_follow
+        from edgereid.evaluation.follow_gt import plot_follow_gt, score_follow
 
-        span = parse_frame_range(gt_frames, "--gt-frames") if gt_frames else None
         scored = score_follow(collector.messages, truth, int(target_id),
                               frames=None if span is None else (span[0], span[-1]))
         ground_truth = scored.to_dict(per_frame=True)

@@ -173,9 +173,7 @@ def score_follow(messages: Iterable[Dict[str, Any]], gt: GroundTruth, target_id:
     by_frame = {int(m["frame"]): m for m in messages if m.get("frame") is not None}
     if not by_frame:
         raise InputError("no follow messages with a frame index to score.")
-    if not any(target_id in people for people in gt.values()):
-        ids = sorted({pid for people in gt.values() for pid in people})
-        raise InputError(f"--target-id {target_id} is not in the ground truth; its ids are {ids}.")
+    check_target_id(gt, target_id)
     first, last = frames if frames is not None else (min(by_frame), max(by_frame))
     report = FollowGtReport(target_id, (first, last))
     for index in range(first, last + 1):
@@ -184,6 +182,13 @@ def score_follow(messages: Iterable[Dict[str, Any]], gt: GroundTruth, target_id:
             report.per_frame.append(_score_frame(message, gt.get(index, {}), target_id, match_iou))
     _summarise(report, visible_fraction_min, min_hidden)
     return report
+
+
+def check_target_id(gt: GroundTruth, target_id: int) -> None:
+    """InputError naming the valid ids when ``target_id`` has no box in ``gt``."""
+    if not any(target_id in people for people in gt.values()):
+        ids = sorted({pid for people in gt.values() for pid in people})
+        raise InputError(f"--target-id {target_id} is not in the ground truth; its ids are {ids}.")
 
 
 def _score_frame(message: Dict[str, Any], people: Dict[int, np.ndarray], target_id: int,

@@ -93,3 +93,20 @@ def test_follow_per_stage_latency(bundle, walking_video, yolox_onnx, tmp_path):
     assert rep["stages_ms"]["total"]["p50_ms"] >= rep["stages_ms"]["detect"]["p50_ms"] * 0.5
     assert rep["fps_end_to_end"] > 0
     assert (tmp_path / "follow.md").exists()
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--gt", "{tmp}/none.txt", "--target-id", "4"], "does not exist"),
+    (["--gt", "{gt}", "--target-id", "99"], "its ids are [4, 7]"),
+    (["--gt", "{gt}", "--target-id", "4", "--gt-frames", "five"], "A-B or A-B:STEP"),
+    (["--gt-frames", "1-5"], "--gt and --target-id go together"),
+])
+def test_follow_ground_truth_inputs_are_checked_before_the_run(bundle, tmp_path, capsys, extra, fragment):
+    gt = tmp_path / "gt.txt"
+    gt.write_text("1,4,10,20,30,60,1,-1,-1,-1\n1,7,100,20,30,60,1,-1,-1,-1\n")
+    argv = ["follow", "--source", str(tmp_path / "never_opened.mp4"), "--bundle", str(bundle),
+            "--out", str(tmp_path / "r.json")] + [a.format(tmp=tmp_path, gt=gt) for a in extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err
+    assert not (tmp_path / "r.json").exists()
