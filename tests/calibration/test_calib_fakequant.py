@@ -72,9 +72,10 @@ def _reference(x: np.ndarray, w: dict[str, np.ndarray]) -> np.ndarray:
         s = (np.abs(v).reshape(len(v), -1).max(1) / np.float32(127)).astype(np.float32)
         return _fq(v, s.reshape(-1, 1, 1, 1), -127, 127)
 
-    c1 = _fq(_conv(_fq(x, act["x"]), wq(w["w1"]), w["b1"]), act["c1"])
+    # TensorRT's placement: Q/DQ on each conv's input and weights only, the outputs stay float
+    c1 = _conv(_fq(x, act["x"]), wq(w["w1"]), w["b1"])
     r1 = _fq(np.maximum(c1, 0), act["r1"])
-    return _fq(_conv(r1, wq(w["w2"])), act["y"])
+    return _conv(r1, wq(w["w2"]))
 
 
 def test_session_options_are_pinned():
@@ -91,10 +92,11 @@ def test_simulated_int8_equals_numpy_fake_quant(net):
     x = np.random.default_rng(1).normal(0, 1, (3, 3, 12, 6)).astype(np.float32) * 1.5
     ref = _reference(x, w)
     got = fake_quant_session(qpath).run(None, {"x": x})[0]
-    step = 4.0 / 127  # one output quantization step
+    step = 4.0 / 127  # one quantization step of a tensor with amax 4
     diff = np.abs(got - ref)
-    # float32 vs float64 accumulation may move a value that sits on a rounding edge by one step
-    assert diff.max() <= step * 1.01 and (diff > 1e-5).mean() < 0.002
+    # float32 vs float64 accumulation may move an r1 value that sits on a rounding edge by one
+    # step, which moves the outputs it feeds by at most step * max |w2|
+    assert diff.max() <= 3.0 / 127 * float(np.abs(w["w2"]).max()) * 1.01 and (diff > 1e-4).mean() < 0.002
     float_out = fake_quant_session(fpath).run(None, {"x": x})[0]
     assert np.abs(float_out - ref).max() > 2 * step  # the quantization is really there
     assert (np.abs(x) > 2.5).any()  # and the input clipping is exercised

@@ -98,6 +98,27 @@ def test_trt_qdq_properties_and_runs(tiny_onnx, crops, tmp_path):
     assert cos.min() > 0.98
 
 
+def test_trt_qdq_quantizes_inputs_of_weighted_ops_only(tiny_onnx, crops, tmp_path):
+    """TensorRT's placement: every activation Q/DQ feeds a Conv/Gemm/MatMul; no output is rounded
+    on its own (a Conv -> ReLU -> Conv chain would otherwise be rounded twice)."""
+    ranges = calibrate_ranges(tiny_onnx, CropBatches(crops, SPEC, "images", 4), "percentile", progress=False)
+    for flavour, outputs_quantized in (("trt", False), ("cpu", True)):
+        model = onnx.load(str(quantize_qdq(tiny_onnx, tmp_path / f"{flavour}.onnx", ranges, flavour)))
+        inits = {i.name for i in model.graph.initializer}
+        consumers: dict = {}
+        for node in model.graph.node:
+            for name in node.input:
+                consumers.setdefault(name, []).append(node.op_type)
+        dq_outputs = [n.output[0] for n in model.graph.node
+                      if n.op_type == "DequantizeLinear" and n.input[0] not in inits]
+        fed = {op for t in dq_outputs for op in consumers.get(t, [])}
+        assert fed, flavour
+        if outputs_quantized:  # ORT's own form (the cpu flavour) also rounds the Relu's input
+            assert fed - {"Conv", "Gemm", "MatMul"}, (flavour, fed)
+        else:
+            assert fed <= {"Conv", "Gemm", "MatMul"}, (flavour, fed)
+
+
 def test_cpu_flavour_is_u8s8(tiny_onnx, crops, tmp_path):
     ranges = calibrate_ranges(tiny_onnx, CropBatches(crops, SPEC, "images", 4), "minmax",
                               symmetric=False, progress=False)
