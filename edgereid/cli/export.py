@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Sequence
 
+from edgereid.calibration.mixed import DEFAULT_MIN_COSINE
 from edgereid.cli.common import ArgumentParser, run_cli
 
 
@@ -72,8 +73,12 @@ def build_parser() -> ArgumentParser:
     cal.add_argument("--max-drop", type=_drop, default=1.0, metavar="POINTS",
                      help="INT8 budget: keep the most sensitive layers in float until the labelled hold-out loses "
                           "at most POINTS rank-1 points (default 1.0; 'off' = full INT8)")
-    cal.add_argument("--min-cosine", type=float, default=0.99,
-                     help="INT8 budget for unlabelled hold-out crops: mean cosine to FP32 (default 0.99)")
+    cal.add_argument("--min-cosine", type=float, default=None,
+                     help="INT8 budget: mean cosine to FP32 on the hold-out crops, labelled or not (default "
+                          f"{DEFAULT_MIN_COSINE['trt']} for xavier, {DEFAULT_MIN_COSINE['cpu']} for cpu)")
+    cal.add_argument("--no-bias-correction", action="store_true",
+                     help="--target xavier --int8: keep the calibrated biases (default: move each layer's mean "
+                          "INT8 error into its float bias, measured on calibration crops)")
     cal.add_argument("--cpu-isa", choices=["auto", "avx512_vnni", "avx_vnni", "avx2", "asimddp", "neon"],
                      default="auto", help="--target cpu --int8: the CPU it will run on (default: this host); "
                                           "avx2 (no VNNI) gets 7-bit weights (reduce_range)")
@@ -102,6 +107,7 @@ def _main(args: argparse.Namespace) -> int:
         dla=args.dla, calib_data=args.calib_data, calib_size=args.calib_size, calib_frames=args.calib_frames,
         detector=args.detector, holdout=args.holdout, holdout_max=args.holdout_max, seed=args.seed,
         calib_method=args.calib_method, max_drop=args.max_drop, min_cosine=args.min_cosine, cpu_isa=args.cpu_isa,
+        bias_correction=not args.no_bias_correction,
         op_types=None if args.quantize_all_ops else DEFAULT_OP_TYPES, trt_version=args.trt_version,
         opset=args.opset, input_name=args.input_name, mean=args.mean, std=args.std, bgr=args.bgr,
         flip_average=args.flip_average, x3_input=args.x3_input, x3_calibration=args.x3_calibration,

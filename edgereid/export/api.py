@@ -15,7 +15,7 @@ import numpy as np
 
 from edgereid.bundle import Bundle, Manifest, check_output_dir, staging_dir, write_manifest
 from edgereid.calibration.crops import CropSet, load_calibration_set
-from edgereid.calibration.mixed import DEFAULT_MAX_DROP, DEFAULT_MIN_COSINE, Budget
+from edgereid.calibration.mixed import DEFAULT_MAX_DROP, Budget
 from edgereid.calibration.qdq import DEFAULT_OP_TYPES
 from edgereid.calibration.ranges import check_method
 from edgereid.calibration.trt_cache import DEFAULT_TRT_VERSION, trt_version_code
@@ -88,8 +88,9 @@ def export_bundle(
     bgr: bool = False,
     flip_average: bool = False,
     max_drop: float | None = DEFAULT_MAX_DROP,
-    min_cosine: float = DEFAULT_MIN_COSINE,
+    min_cosine: float | None = None,
     cpu_isa: str = "auto",
+    bias_correction: bool = True,
     x3_input: str = "nv12",
     x3_calibration: str = "default",
     x3_cores: int = 1,
@@ -118,10 +119,12 @@ def export_bundle(
         op_types: ops to quantize (None = all).
         trt_version: device TensorRT version for the cache header (8.5.2 -> TRT-8502-...).
         max_drop / min_cosine: INT8 accuracy budget on the hold-out (rank-1 points when labelled,
-            mean cosine when not); the most sensitive layers stay float until it is met. None =
-            full INT8.
+            mean cosine when not); the most sensitive layers stay float until it is met. max_drop
+            None = full INT8; min_cosine None = the target's default (mixed.DEFAULT_MIN_COSINE).
         cpu_isa: --target cpu --int8: the CPU it will run on (``auto`` = this host); picks
             reduce_range for x86 CPUs without VNNI.
+        bias_correction: --target xavier --int8: move the mean INT8 error of every Conv/Gemm into
+            its float bias, layer by layer, on calibration crops (edgereid.calibration.bias_correction).
         x3_*: passed to the X3 target.
         demo: label accuracy figures as a demo (tiny calibration set).
 
@@ -170,7 +173,7 @@ def export_bundle(
         "calib_method": calib_method, "op_types": op_types, "trt_version": trt_version, "dla": dla,
         "x3_input": x3_input, "x3_calibration": x3_calibration, "x3_cores": x3_cores,
         "allow_unsupported": allow_unsupported, "progress": progress, "demo": demo, "budget": budget,
-        **isa,
+        "bias_correction": bias_correction, "seed": seed, **isa,
     }
     # -- 3. build in a staging directory -----------------------------------------------------------
     with staging_dir(out, force) as tmp:

@@ -14,18 +14,23 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgereid.bundle import atomic_write_text, json_text
-from edgereid.calibration import accuracy, fakequant, mixed, qdq, sensitivity
+from edgereid.calibration import accuracy, bias_correction, fakequant, mixed, qdq, sensitivity
+from edgereid.calibration.crops import sample_indices
 from edgereid.calibration.ranges import DEFAULT_BUDGET_BYTES, TensorRanges, calibrate_ranges
 from edgereid.calibration.reader import CropBatches
 from edgereid.errors import InputError
 from edgereid.export.targets import ExportContext
+from edgereid.lazy import require
 from edgereid.runtime.embedder import OnnxruntimeEmbedder
 
 LOG = logging.getLogger(__name__)
 
 CALIB_FEED_BATCH = 4  # crops per calibration feed for dynamic-batch models
 SENSITIVITY_CROPS = 4  # a few crops show where the noise enters; all activations are held
-FLOAT_RUNS_AS = {"trt": "FP16 in TensorRT (no Q/DQ on the layer)", "cpu": "FP32 in ONNX Runtime",
+BIAS_CORRECTION_CROPS = 64  # calibration crops whose channel means move the biases (64 vs 256: same gain)
+BIAS_CORRECTION_BUDGET_S = 60.0  # per quantized model; a slow model gets fewer crops (RGA-SC: ~8)
+FLOAT_RUNS_AS = {"trt": "FP16 in TensorRT (no Q/DQ; int8-cache / DLA builds pin it with --layerPrecisions)",
+                 "cpu": "FP32 in ONNX Runtime",
                  "x3": "float"}
 
 
@@ -64,10 +69,22 @@ def quantize_with_reports(
     if adjust_ranges is not None:
         ranges = adjust_ranges(ranges)
     reduce_range = bool(ctx.options.get("reduce_range")) if flavour == "cpu" else None
+    real = ctx.src.trained and not ctx.options.get("demo")  # untrained weights / demo crops: nothing to keep
+    correct = flavour in ("trt", "cpu") and ctx.options.get("bias_correction", True) and real
+    bias_feeds = _bias_feeds(ctx) if correct else []
+    bias_reports: dict[tuple, dict] = {}  # float layers -> correction report
 
     def quantize(float_layers: list, path: Path) -> Path:
-        return qdq.quantize_qdq(ctx.model_path, path, ranges, flavour, op_types,
-                                nodes_to_exclude=float_layers or None, reduce_range=reduce_range)
+        float_layers = mixed.with_weight_sharers(ctx.model, float_layers)
+        def write(model_path: Path, quantize_bias: bool | None = None) -> Path:
+            return qdq.quantize_qdq(model_path, path, ranges, flavour, op_types, nodes_to_exclude=float_layers or None,
+                                    reduce_range=reduce_range, quantize_bias=quantize_bias)
+
+        if not bias_feeds:
+            return write(ctx.model_path)
+        # every trial is judged on the model that ships: corrected too
+        bias_reports[tuple(float_layers)] = _corrected(ctx, flavour, write, bias_feeds, float_layers, path)
+        return path
 
     out = quantize([], ctx.staging / out_name)
     int8: dict[str, Any] = {
@@ -81,6 +98,8 @@ def quantize_with_reports(
     if flavour == "cpu":
         int8["cpu_isa"] = ctx.options.get("cpu_isa")
         int8["reduce_range"] = bool(reduce_range)
+    int8["qdq_placement"] = ("inputs of Conv/Gemm/MatMul only (TensorRT's placement)" if flavour == "trt"
+                             else "inputs and outputs of quantized ops (ONNX Runtime's QDQ form)")
     files: dict[str, str] = {}
     extra: dict[str, Any] = {"int8": int8}
     held = ctx.crops.holdout
@@ -100,12 +119,15 @@ def quantize_with_reports(
 
         def evaluate(layers: list, path: Path | None = None) -> dict:
             with tempfile.TemporaryDirectory(prefix="edgereid-mixed-") as tmp:
-                model = quantize(layers, Path(tmp) / "q.onnx") if path is None else path
+                if path is None:
+                    path = out if not layers else quantize(layers, Path(tmp) / "q.onnx")
+                model = path
                 return accuracy.accuracy_report(
                     _ort(ctx, ctx.model_path), _ort(ctx, model, fake_quant=True), held,
                     ctx.crops.holdout_labels, note=_note(ctx), fp32_embeddings=reference)
 
         budget = ctx.options.get("budget")
+        budget = budget.for_flavour(flavour) if budget is not None else None
         if budget is not None and (not ctx.src.trained or ctx.options.get("demo")):
             budget = None  # untrained weights / a demo set carry no accuracy to keep: full INT8
             int8["mixed_precision"] = {"skipped": "untrained weights or demo calibration: full INT8"}
@@ -113,7 +135,7 @@ def quantize_with_reports(
             rep = evaluate([], out)
         else:
             search = mixed.search_float_layers(order, evaluate, budget)
-            float_layers, rep = search["float_layers"], search["report"]
+            float_layers, rep = mixed.with_weight_sharers(ctx.model, search["float_layers"]), search["report"]
             if float_layers:
                 quantize(float_layers, out)
             labelled = rep.get("delta_rank1_points") is not None
@@ -131,6 +153,15 @@ def quantize_with_reports(
                             "(%d float layers). See accuracy_report.json.", budget.describe(labelled),
                             len(float_layers))
     int8["int8_mac_share"] = round(mixed.int8_mac_share(macs, order, float_layers), 4)
+    if bias_feeds:
+        report = {k: v for k, v in bias_reports.get(tuple(float_layers), {}).items() if k != "biases"}
+        where = " (int8-qdq engines); not int8-cache / DLA engines" if flavour == "trt" else ""
+        int8["bias_correction"] = {**report, "applies_to": out_name + where,
+                                   "crops": "calibration crops (never the hold-out)"}
+    else:
+        int8["bias_correction"] = {"skipped": "not for this target" if flavour not in ("trt", "cpu") else
+                                   "untrained weights or demo calibration" if not real else
+                                   "turned off (--no-bias-correction)"}
     if rep is not None:
         rep["computed_as"] = fakequant.SIMULATED
         if flavour == "cpu":  # ORT's integer kernels are what a cpu bundle really runs: both figures
@@ -149,6 +180,46 @@ def quantize_with_reports(
     if flavour == "trt":
         int8.update(qdq.check_trt_qdq(out))
     return ranges, files, extra
+
+
+def _corrected(ctx: ExportContext, flavour: str, write: Callable[..., Path], feeds: list,
+               float_layers: list, path: Path) -> dict:
+    """Write the bias-corrected QDQ model to ``path``; returns the correction report.
+
+    The correction is measured on the float-bias form of the QDQ model. TensorRT's form keeps
+    float biases, so that corrected model is the result. ONNX Runtime's u8s8 form stores int32
+    biases (its QLinearConv needs them): the corrected biases go into a copy of model.onnx, which
+    is then quantized the normal way (same activation ranges).
+    """
+    onnx = require("onnx", "bias correction")
+    from onnx import numpy_helper
+
+    model, report = bias_correction.correct_biases(
+        ctx.model, onnx.load(str(write(ctx.model_path, quantize_bias=False))), feeds,
+        exclude=float_layers, time_budget_s=BIAS_CORRECTION_BUDGET_S)
+    if flavour == "trt":
+        onnx.save(model, str(path))
+        return report
+    corrected = {i.name: i for i in model.graph.initializer}
+    source = onnx.ModelProto()
+    source.CopyFrom(ctx.model)
+    own = {n.input[2] for n in bias_correction.biased_layers(source)}  # a shared bias: one value, many offsets
+    written = []
+    for init in source.graph.initializer:
+        if init.name in report.get("biases", ()) and init.name in own:
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(corrected[init.name]), init.name))
+            written.append(init.name)
+    with tempfile.TemporaryDirectory(prefix="edgereid-bias-") as tmp:
+        onnx.save(source, str(Path(tmp) / "model.onnx"))
+        write(Path(tmp) / "model.onnx")
+    return {**report, "layers": len(written), "biases": written}
+
+
+def _bias_feeds(ctx: ExportContext) -> list:
+    """A deterministic sample of the calibration crops (not the hold-out) as model feeds."""
+    calib = ctx.crops.calib
+    picked = sample_indices(len(calib), min(BIAS_CORRECTION_CROPS, len(calib)), int(ctx.options.get("seed", 0)))
+    return list(calibration_batches(ctx, [calib[i] for i in picked]))
 
 
 def _ort(ctx: ExportContext, path: Path, fake_quant: bool = False) -> OnnxruntimeEmbedder:
