@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgereid.calibration.mixed import Budget, int8_mac_share, macs_by_node, search_float_layers
+from edgereid.calibration.mixed import (
+    Budget,
+    int8_mac_share,
+    macs_by_node,
+    search_float_layers,
+    with_weight_sharers,
+)
 from edgereid.errors import InputError
 
 ORDER = [f"L{i}" for i in range(10)]
@@ -34,8 +40,19 @@ def test_search_finds_the_smallest_k_by_doubling_then_bisection():
 
 
 def test_full_int8_when_already_within_budget():
-    out = search_float_layers(ORDER, lambda layers: _report(0.0, 0.995), Budget())
+    out = search_float_layers(ORDER, lambda layers: _report(0.0, 0.9985), Budget())
     assert out["met"] and out["float_layers"] == [] and len(out["trials"]) == 1
+
+
+def test_default_cosine_budget_per_flavour():
+    """TensorRT's form must reach 0.998 on the hold-out (BENCHMARKS.md: at 0.995 rank-1 on unseen ids
+    still moves by points); ORT's u8s8 form rounds every output and gets its own, reachable floor."""
+    trt, cpu = Budget().for_flavour("trt"), Budget().for_flavour("cpu")
+    assert (trt.min_cosine, cpu.min_cosine) == (0.998, 0.995)
+    assert not trt.met(_report(0.0, 0.9975)) and trt.met(_report(0.0, 0.998))
+    assert cpu.met(_report(0.0, 0.9955)) and not cpu.met(_report(0.0, 0.994))
+    assert Budget(1.0, 0.99).for_flavour("trt").min_cosine == 0.99  # a given value wins
+    assert "0.998" in Budget().describe(labelled=True)
 
 
 def test_unmet_budget_keeps_the_most_accurate_trial():
@@ -80,3 +97,20 @@ def test_int8_mac_share_of_a_tiny_net():
     assert int8_mac_share(macs, ["conv1", "conv2", "fc"], []) == pytest.approx(1.0)
     assert int8_mac_share(macs, ["conv1", "conv2", "fc"], ["conv1"]) == pytest.approx(9216 / total)
     assert int8_mac_share(macs, ["conv2"], []) == pytest.approx(4096 / total)
+
+
+def test_a_float_layer_takes_the_layers_sharing_its_weight_along():
+    """OSNet's channel gate: one weight, four Conv nodes; ORT quantizes a shared weight for all of them."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((2, 2, 1, 1), np.float32), "gate_w")
+    v = numpy_helper.from_array(np.ones((2, 2, 1, 1), np.float32), "other_w")
+    nodes = [helper.make_node("Conv", ["x", "gate_w"], ["a"], name="gate_a"),
+             helper.make_node("Conv", ["a", "other_w"], ["b"], name="other"),
+             helper.make_node("Conv", ["b", "gate_w"], ["c"], name="gate_b")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, 2, 4, 4])], [w, v])
+    model = helper.make_model(graph)
+    assert with_weight_sharers(model, ["gate_b"]) == ["gate_a", "gate_b"]
+    assert with_weight_sharers(model, ["other"]) == ["other"]
+    assert with_weight_sharers(model, []) == []
