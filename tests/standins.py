@@ -248,6 +248,7 @@ def make_trt(profile=(1, 4, 8), fail=(), legacy=False, version="8.5.2.2") -> typ
     trt = types.ModuleType("tensorrt")
     trt.__version__ = version
     trt.configs = []
+    trt.networks = []
 
     class Logger:
         WARNING, VERBOSE = 2, 4
@@ -272,7 +273,10 @@ def make_trt(profile=(1, 4, 8), fail=(), legacy=False, version="8.5.2.2") -> typ
             pass
 
         def create_network(self, flags):
-            return types.SimpleNamespace(model=None)
+            network = types.SimpleNamespace(model=None, layers=[], num_layers=0)
+            network.get_layer = lambda i: network.layers[i]
+            trt.networks.append(network)
+            return network
 
         def create_builder_config(self):
             config = FakeConfig(fail)
@@ -292,7 +296,14 @@ def make_trt(profile=(1, 4, 8), fail=(), legacy=False, version="8.5.2.2") -> typ
 
         def parse(self, data):
             self.network.model = bytes(data)
-            return _session(self.network.model) is not None
+            ok = _session(self.network.model) is not None
+            if ok:  # one layer per ONNX node, named after it (as onnx-tensorrt names them)
+                import onnx
+
+                nodes = onnx.load_from_string(self.network.model).graph.node
+                self.network.layers = [types.SimpleNamespace(name=n.name, precision=None) for n in nodes]
+                self.network.num_layers = len(self.network.layers)
+            return ok
 
     class IInt8EntropyCalibrator2:
         def __init__(self) -> None:
@@ -302,7 +313,10 @@ def make_trt(profile=(1, 4, 8), fail=(), legacy=False, version="8.5.2.2") -> typ
     trt.IInt8EntropyCalibrator2 = IInt8EntropyCalibrator2
     trt.NetworkDefinitionCreationFlag = types.SimpleNamespace(EXPLICIT_BATCH=0)
     trt.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
-    trt.BuilderFlag = types.SimpleNamespace(FP16="FP16", INT8="INT8", GPU_FALLBACK="GPU_FALLBACK")
+    trt.BuilderFlag = types.SimpleNamespace(FP16="FP16", INT8="INT8", GPU_FALLBACK="GPU_FALLBACK",
+                                            OBEY_PRECISION_CONSTRAINTS="OBEY_PRECISION_CONSTRAINTS",
+                                            PREFER_PRECISION_CONSTRAINTS="PREFER_PRECISION_CONSTRAINTS")
+    trt.float16 = "float16"
     trt.DeviceType = types.SimpleNamespace(DLA="DLA", GPU="GPU")
     trt.ProfilingVerbosity = types.SimpleNamespace(DETAILED="DETAILED", LAYER_NAMES_ONLY="LAYER_NAMES_ONLY")
     trt.LayerInformationFormat = types.SimpleNamespace(JSON="JSON", ONELINE="ONELINE")

@@ -64,9 +64,13 @@ def add_files(ctx: ExportContext) -> tuple[dict[str, str], dict[str, Any]]:
     extra["trt_version"] = trt_version
     extra["dla"] = {k: report[k] for k in ("dla_layers", "gpu_layers", "gpu_dla_transitions", "dla_islands",
                                             "loadable_limit_exceeded", "usable")}
-    manifest_like = _ManifestView(ctx, files, trt)
+    manifest_like = _ManifestView(ctx, files, trt, extra.get("int8"))
     plans = plan.plans_for_bundle(manifest_like)
     trt["engines"] = {p.mode: p.engine for p in plans}
+    trt["fp16_layers"] = {p.mode: len(p.fp16_layers) for p in plans if p.fp16_layers}
+    for p in plans:
+        for note in p.notes:
+            LOG.warning("%s: %s", p.mode, note)
     trt["default_mode"] = _default_mode(ctx.precision, want_dla)
     ordered = sorted(plans, key=lambda p: p.mode != trt["default_mode"])
     atomic_write_text(ctx.staging / SCRIPT_NAME, plan.build_script(ordered, trt_version))
@@ -94,10 +98,11 @@ def _default_mode(precision: str, want_dla: bool) -> str:
 class _ManifestView:
     """The manifest fields plan_for_bundle reads, before the manifest exists."""
 
-    def __init__(self, ctx: ExportContext, files: dict[str, str], trt: dict[str, Any]) -> None:
+    def __init__(self, ctx: ExportContext, files: dict[str, str], trt: dict[str, Any],
+                 int8: dict[str, Any] | None = None) -> None:
         from edgereid.export import onnx_tools
 
         ins, _ = onnx_tools.io_info(ctx.model)
         self.inputs = ins
         self.files = files
-        self.extra = {"trt": trt}
+        self.extra = {"trt": trt, "int8": int8 or {}}

@@ -46,6 +46,7 @@ def build_engine(plan: EnginePlan, root: str | Path, verbose: bool = False) -> P
         config.int8_calibrator = make_cache_calibrator(root / plan.calib_cache, plan.profile.opt)
         if plan.needs_calibration_profile:
             _check(config.set_calibration_profile(profile), "set_calibration_profile", plan)
+    _pin_fp16_layers(trt, network, plan)
     if plan.dla_core is not None:
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = plan.dla_core
@@ -60,6 +61,21 @@ def build_engine(plan: EnginePlan, root: str | Path, verbose: bool = False) -> P
     atomic_write_bytes(timing_path, bytes(config.get_timing_cache().serialize()))
     write_layer_info(trt, logger, bytes(serialized), root / plan.layer_info)
     return root / plan.engine
+
+
+def _pin_fp16_layers(trt: Any, network: Any, plan: EnginePlan) -> None:
+    """The plan's FP16 layers, as trtexec --layerPrecisions sets them (ILayer.precision by name)."""
+    if not plan.fp16_layers:
+        return
+    wanted = set(plan.fp16_layers)
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        if layer.name in wanted:
+            layer.precision = trt.float16
+            wanted.discard(layer.name)
+    if wanted:
+        LOG.warning("mode %s: no layer named %s in the parsed network; they are not pinned to FP16",
+                    plan.mode, sorted(wanted)[:3])
 
 
 def write_layer_info(trt: Any, logger: Any, serialized: bytes, path: Path) -> bool:

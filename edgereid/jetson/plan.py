@@ -20,6 +20,14 @@ follows the same rule.
 Every trtexec line also writes ``<engine stem>.layers.json`` (--exportLayerInfo) and
 ``<engine stem>.profile.json`` (--exportProfile) with --profilingVerbosity=detailed, so the real
 precision and DLA/GPU placement of each layer come back to the host (``reid-bench layers``).
+Layers the accuracy-aware search kept in float (manifest ``int8.mixed_precision.float_layers``)
+have no Q/DQ in the QDQ model, so an ``int8-qdq`` engine runs them in FP16 by itself. The
+implicit-INT8 modes (``int8-cache``, DLA) quantize model.onnx wherever TensorRT finds it faster,
+so they get the same layers pinned to FP16: ``--precisionConstraints=obey`` (``prefer`` on the DLA,
+whose rules may still move a layer) and ``--layerPrecisions=<node>:fp16,...``. The ONNX parser names
+each layer after its node (onnx-tensorrt 8.5-GA, ModelImporter.cpp); trtexec splits the list at
+``,`` and each item at ``:`` (samples/common/sampleOptions.cpp, getLayerPrecisions), so a node
+name holding either cannot be pinned and is reported in the plan's notes.
 A mode that reads calib.cache first compares the cache header with the TensorRT of the trtexec
 it runs: TensorRT ignores a cache of another version without an error
 (``TRT-<NV_TENSORRT_VERSION>-EntropyCalibration2``; trtexec prints its version as
@@ -88,6 +96,9 @@ class EnginePlan:
         dla_core: DLA core or None for the GPU.
         gpu_fallback: let layers DLA cannot run fall back to the GPU.
         dynamic: the ONNX input's batch axis is symbolic (needs shape flags and a profile).
+        fp16_layers: layer (= ONNX node) names pinned to FP16 in an implicit-INT8 build.
+        precision_constraints: ``obey`` | ``prefer`` for ``fp16_layers`` (TensorRT 8.5 builder flags
+            OBEY_PRECISION_CONSTRAINTS / PREFER_PRECISION_CONSTRAINTS).
     """
 
     mode: str
@@ -104,6 +115,8 @@ class EnginePlan:
     workspace_mib: int = WORKSPACE_MIB
     dynamic: bool | None = None
     notes: List[str] = field(default_factory=list)
+    fp16_layers: Tuple[str, ...] = ()
+    precision_constraints: str = "obey"
 
     def __post_init__(self) -> None:
         if self.dynamic is None:  # None means: the ONNX batch axis is dynamic iff the profile is
@@ -148,7 +161,18 @@ class EnginePlan:
             flags.append("INT8")
         if self.gpu_fallback:
             flags.append("GPU_FALLBACK")
+        if self.fp16_layers:
+            flags.append(f"{self.precision_constraints.upper()}_PRECISION_CONSTRAINTS")
         return flags
+
+
+def pinnable_layers(names: Sequence[str]) -> Tuple[Tuple[str, ...], List[str]]:
+    """(names trtexec's --layerPrecisions can carry, notes on those it cannot)."""
+    ok = tuple(n for n in names if n and not set(n) & set(",:'"))
+    bad = [n for n in names if n not in ok]
+    notes = [f"layer {n!r} stays float in the QDQ model but cannot be pinned to FP16 here: its name holds "
+             "',', ':' or a quote, which trtexec's --layerPrecisions cannot carry" for n in bad]
+    return ok, notes
 
 
 def plan_engine(
@@ -158,10 +182,12 @@ def plan_engine(
     profile: BatchProfile,
     files: Dict[str, str],
     dynamic: bool | None = None,
+    float_layers: Sequence[str] = (),
 ) -> EnginePlan:
     """The plan of one build mode for a bundle with ``files`` (role -> relative path).
 
     ``dynamic``: whether the ONNX input's batch axis is symbolic; None: dynamic iff the profile is.
+    ``float_layers``: layers the INT8 search kept in float; pinned to FP16 in implicit-INT8 modes.
 
     Raises:
         InputError: unknown mode, a mode whose file the bundle lacks, DLA with a dynamic batch.
@@ -171,13 +197,14 @@ def plan_engine(
     chw = tuple(int(c) for c in chw)
     onnx = files.get("onnx", "model.onnx")
     cache = files.get("calib_cache")
+    pinned, notes = pinnable_layers(list(float_layers)) if cache else ((), [])
     if mode == "fp16":
         return EnginePlan(mode, onnx, "model.fp16.engine", input_name, chw, profile, dynamic=dynamic)
     if mode == "int8-cache":
         if cache is None:
             raise InputError("mode int8-cache needs a calibration cache: export with --int8.")
         return EnginePlan(mode, onnx, "model.int8.engine", input_name, chw, profile, int8=True, calib_cache=cache,
-                          dynamic=dynamic)
+                          dynamic=dynamic, fp16_layers=pinned, notes=notes)
     if mode == "int8-qdq":
         qdq = files.get("onnx_int8_qdq")
         if qdq is None:
@@ -192,6 +219,7 @@ def plan_engine(
     return EnginePlan(
         mode, onnx, f"model.dla{core}.engine", input_name, chw, profile,
         int8=cache is not None, calib_cache=cache, dla_core=core, gpu_fallback=True, dynamic=dynamic,
+        fp16_layers=pinned, precision_constraints="prefer", notes=notes,
     )
 
 
@@ -210,7 +238,8 @@ def plans_for_bundle(manifest: Any, modes: Sequence[str] | None = None) -> List[
             modes.append("int8-qdq")
         if trt.get("dla"):
             modes += ["dla0", "dla1"]
-    return [plan_engine(m, inp["name"], chw, profile, manifest.files, dynamic) for m in modes]
+    float_layers = ((manifest.extra.get("int8") or {}).get("mixed_precision") or {}).get("float_layers") or []
+    return [plan_engine(m, inp["name"], chw, profile, manifest.files, dynamic, float_layers) for m in modes]
 
 
 def _dims(shape: Shape) -> str:
@@ -230,6 +259,9 @@ def trtexec_args(plan: EnginePlan) -> List[str]:
         args.append(f"--useDLACore={plan.dla_core}")
     if plan.gpu_fallback:
         args.append("--allowGPUFallback")
+    if plan.fp16_layers:
+        args += [f"--precisionConstraints={plan.precision_constraints}",
+                 "--layerPrecisions=" + ",".join(f"{name}:fp16" for name in plan.fp16_layers)]
     if plan.dynamic:  # a static input takes no shape flag in trtexec 8.5 (see the module docstring)
         mn, opt, mx = plan.profile_shapes
         name = plan.input_name

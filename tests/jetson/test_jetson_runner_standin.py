@@ -106,3 +106,22 @@ def test_builder_false_returns_raise(tmp_path, monkeypatch, call):
     with pytest.raises(BackendError, match="failed"):
         build_engine(_plan(tmp_path, True), tmp_path)
     assert not (tmp_path / "model.fp16.engine").exists()
+
+
+def test_builder_pins_the_float_layers_to_fp16(tmp_path, monkeypatch, caplog):
+    """The API builder does what build_engine.sh's --precisionConstraints/--layerPrecisions do."""
+    from edgereid.jetson.engine import build_engine
+    from edgereid.jetson.plan import BatchProfile, plan_engine
+
+    _tiny_onnx(tmp_path / "model.onnx", batch=2)
+    (tmp_path / "calib.cache").write_text("TRT-8502-EntropyCalibration2\n")
+    plan = plan_engine("int8-cache", "images", (3, 4, 2), BatchProfile(2, 2, 2),
+                       {"onnx": "model.onnx", "calib_cache": "calib.cache"}, float_layers=["/fc/MatMul", "/gone"])
+    trt = install_trt(monkeypatch)
+    with caplog.at_level("WARNING"):
+        build_engine(plan, tmp_path)
+    (config,) = trt.configs
+    assert config.flags == ["FP16", "INT8", "OBEY_PRECISION_CONSTRAINTS"]
+    network_layers = {layer.name: layer.precision for layer in trt.networks[0].layers}
+    assert network_layers == {"/flatten": None, "/fc/MatMul": "float16"}
+    assert "/gone" in caplog.text

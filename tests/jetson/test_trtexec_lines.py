@@ -6,7 +6,7 @@ import warnings
 
 import onnx
 import pytest
-from trtexec85 import TrtexecRefused, check_shapes, parse, script_lines
+from trtexec85 import TrtexecRefused, check_shapes, layer_precisions, parse, script_lines
 
 from edgereid.jetson.plan import MODES, BatchProfile, plan_engine, trtexec_line
 
@@ -49,6 +49,37 @@ def test_dynamic_onnx_with_a_fixed_profile_still_gets_shapes():
     args = parse(trtexec_line(plan))
     assert args["--optShapes"] == "images:2x3x256x128"
     assert check_shapes(args, {"images": [-1, *CHW]}) == []
+
+
+FLOAT_LAYERS = ["/conv1/conv/Conv", "/fc/fc.0/Gemm", "bad:name"]
+
+
+@pytest.mark.parametrize("mode, constraint", [("int8-cache", "obey"), ("dla0", "prefer"), ("dla1", "prefer")])
+def test_float_layers_are_pinned_to_fp16_in_implicit_int8_builds(mode, constraint):
+    """The layers the INT8 search kept float have no Q/DQ; an implicit-INT8 engine gets them as FP16."""
+    plan = plan_engine(mode, "images", CHW, BatchProfile(1, 1, 1), FILES, float_layers=FLOAT_LAYERS)
+    args = parse(trtexec_line(plan))
+    assert args["--precisionConstraints"] == constraint
+    assert layer_precisions(args) == {"/conv1/conv/Conv": "fp16", "/fc/fc.0/Gemm": "fp16"}
+    assert f"{constraint.upper()}_PRECISION_CONSTRAINTS" in plan.builder_flags
+    assert len(plan.notes) == 1 and "bad:name" in plan.notes[0]  # trtexec would split it at ':'
+
+
+@pytest.mark.parametrize("mode", ["fp16", "int8-qdq"])
+def test_modes_without_a_calibration_cache_take_no_layer_precisions(mode):
+    plan = plan_engine(mode, "images", CHW, BatchProfile(1, 1, 1), FILES, float_layers=FLOAT_LAYERS)
+    args = parse(trtexec_line(plan))
+    assert "--layerPrecisions" not in args and "--precisionConstraints" not in args
+    assert plan.fp16_layers == () and not any("PRECISION" in f for f in plan.builder_flags)
+
+
+def test_oracle_refuses_bad_layer_precisions():
+    with pytest.raises(TrtexecRefused, match="no effect"):
+        layer_precisions(parse('"$TRTEXEC" --layerPrecisions=a:fp16'))
+    with pytest.raises(TrtexecRefused, match="Invalid layer precision"):
+        layer_precisions(parse('"$TRTEXEC" --precisionConstraints=obey --layerPrecisions=a:half'))
+    with pytest.raises(TrtexecRefused, match="precisionConstraints"):
+        parse('"$TRTEXEC" --precisionConstraints=strict')
 
 
 def _onnx_inputs(path):

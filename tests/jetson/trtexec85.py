@@ -3,7 +3,10 @@
 Rules copied by reading NVIDIA/TensorRT release/8.5:
 - samples/common/sampleOptions.cpp: the flags each *Options::parse takes (getAndDelOption), what
   their values may be (memPoolSize pools, profilingVerbosity modes, ``name:AxBxC`` shapes), and
-  that any argument left over is an error.
+  that any argument left over is an error; --precisionConstraints takes none|prefer|obey and
+  --layerPrecisions a ``,``-separated list of ``layerName:precision`` with precision one of
+  fp32|fp16|int32|int8 (getLayerPrecisions, splitNameAndValue, stringToValue<DataType>), and only
+  takes effect with --precisionConstraints obey or prefer (the option's help text).
 - samples/common/sampleEngines.cpp, setupNetworkAndConfig: an input is dynamic when a dimension
   is -1; shape flags with no dynamic input -> "Static model does not take explicit shapes ...";
   a dynamic input without shape flags gets every dynamic dimension overridden to 1 (a warning).
@@ -21,7 +24,10 @@ BOOL_FLAGS = {"--fp16", "--int8", "--allowGPUFallback", "--verbose", "--separate
 VALUE_FLAGS = {"--onnx", "--saveEngine", "--loadEngine", "--calib", "--useDLACore", "--memPoolSize",
                "--timingCacheFile", "--exportLayerInfo", "--exportProfile", "--exportTimes", "--exportOutput",
                "--profilingVerbosity", "--iterations", "--duration", "--warmUp", "--avgRuns", "--device",
-               "--minShapesCalib", "--optShapesCalib", "--maxShapesCalib", *SHAPE_FLAGS}
+               "--minShapesCalib", "--optShapesCalib", "--maxShapesCalib", "--precisionConstraints",
+               "--layerPrecisions", *SHAPE_FLAGS}
+PRECISIONS = {"fp32", "fp16", "int32", "int8"}
+CONSTRAINTS = {"none", "prefer", "obey"}
 MEM_POOLS = {"workspace", "dlaSRAM", "dlaLocalDRAM", "dlaGlobalDRAM"}
 VERBOSITY = {"layer_names_only", "detailed", "none"}
 _SHAPE = re.compile(r"^([^:]+):(\d+(?:x\d+)*)$")
@@ -60,6 +66,23 @@ def parse(line: str) -> Dict[str, str]:
             raise TrtexecRefused(f"bad shape spec {out[flag]!r}")
     if "--useDLACore" in out and not out["--useDLACore"].isdigit():
         raise TrtexecRefused("--useDLACore takes a core index")
+    if out.get("--precisionConstraints", "none") not in CONSTRAINTS:
+        raise TrtexecRefused(f"Invalid precisionConstraints argument: {out['--precisionConstraints']}")
+    return out
+
+
+def layer_precisions(args: Dict[str, str]) -> Dict[str, str]:
+    """--layerPrecisions as trtexec 8.5 reads it: layer name -> precision (later entries win)."""
+    out: Dict[str, str] = {}
+    for item in args.get("--layerPrecisions", "").split(","):
+        if not item:
+            continue
+        name, sep, precision = item.rpartition(":")
+        if not sep or precision not in PRECISIONS:
+            raise TrtexecRefused(f"Invalid layer precision {item!r}")
+        out[name.replace("'", "")] = precision
+    if out and args.get("--precisionConstraints", "none") == "none":
+        raise TrtexecRefused("--layerPrecisions has no effect without --precisionConstraints obey|prefer")
     return out
 
 
