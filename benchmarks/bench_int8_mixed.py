@@ -74,11 +74,12 @@ def latency(paths: dict, rounds: int) -> dict:
     return out
 
 
-def out_of_sample() -> list:
+def out_of_sample(seeds=(0,), targets=("xavier", "cpu"), ablations: bool = False, cpu_isa: str = "auto") -> list:
     """Choose the float layers on one set of identities, score on another never seen by calibration or the search.
 
     bench_eval.py's split: 31 PKU identities calibrate (a quarter of them held out for the export's
-    own report and the layer search), the other 31 are scored by reid-eval (camera 1 -> 2).
+    own report and the layer search; ``seed`` picks that quarter and the calibration order), the
+    other 31 are scored by reid-eval (camera 1 -> 2).
     """
     import bench_eval
 
@@ -88,23 +89,34 @@ def out_of_sample() -> list:
     root = Path(tempfile.mkdtemp(prefix="bench-int8-oos-"))
     calib_dir, eval_dir = bench_eval.split_pku(root)
     size = bench_eval._calibration_crop_count(calib_dir)
+    variants = [("full INT8", None, True), ("default (accuracy-aware)", 1.0, True)]
+    if ablations:  # without bias correction
+        variants += [("full INT8, no bias correction", None, False), ("accuracy-aware, no bias correction", 1.0, False)]
     rows = []
-    for target in ("xavier", "cpu"):
-        for label, max_drop in (("full INT8", None), ("accuracy-aware", 1.0)):
-            b = export_bundle(root / f"{target}-{max_drop}", onnx=str(OSNET), target=target, precision="int8",
-                              calib_data=str(calib_dir), calib_size=size, holdout=bench_eval.EXPORT_HOLDOUT,
-                              seed=bench_eval.SPLIT_SEED, max_drop=max_drop, progress=False, force=True)
-            backends = ["ort-int8-sim"] + (["ort-int8"] if target == "cpu" else [])
-            rep = evaluate_bundle(b, eval_dir, backends, use_cache=False)
-            int8 = b.manifest.extra["int8"]
-            for name, r in rep["backends"].items():
-                row = {"target": target, "variant": label, "backend": name, "rank1": round(100 * r["rank1"], 2),
-                       "loss": r.get("loss_vs_reference"), "cos": r.get("cosine_vs_reference"),
-                       "int8_mac_share": int8["int8_mac_share"],
-                       "float_layers": len((int8.get("mixed_precision") or {}).get("float_layers", [])),
-                       "queries": rep["dataset"]["num_valid_queries"]}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+    for seed in seeds:
+        for target in targets:
+            for label, max_drop, corrected in variants:
+                if target != "xavier" and not corrected:
+                    continue  # bias correction is for the TensorRT-form QDQ model only: nothing to ablate
+                t = time.time()
+                b = export_bundle(root / f"{target}-{seed}-{max_drop}-{corrected}", onnx=str(OSNET), target=target,
+                                  precision="int8", calib_data=str(calib_dir), calib_size=size,
+                                  holdout=bench_eval.EXPORT_HOLDOUT, seed=seed, max_drop=max_drop,
+                                  bias_correction=corrected, cpu_isa=cpu_isa, progress=False, force=True)
+                export_s = round(time.time() - t, 1)
+                backends = ["ort-int8-sim"] + (["ort-int8"] if target == "cpu" else [])
+                rep = evaluate_bundle(b, eval_dir, backends, use_cache=False)
+                int8 = b.manifest.extra["int8"]
+                for name, r in rep["backends"].items():
+                    row = {"target": target, "seed": seed, "variant": label, "backend": name,
+                           "reduce_range": int8.get("reduce_range"), "host_isa": int8.get("host_cpu_isa"),
+                           "rank1": round(100 * r["rank1"], 2), "loss": r.get("loss_vs_reference"),
+                           "cos": r.get("cosine_vs_reference"), "int8_mac_share": int8["int8_mac_share"],
+                           "float_layers": len((int8.get("mixed_precision") or {}).get("float_layers", [])),
+                           "holdout_drop": -b.manifest.extra["accuracy"].get("delta_rank1_points", 0),
+                           "queries": rep["dataset"]["num_valid_queries"], "export_s": export_s}
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
     return rows
 
 
@@ -116,11 +128,15 @@ def main() -> None:
     ap.add_argument("--targets", nargs="+", default=["xavier", "cpu"])
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--out", default=None, help="JSON file for all rows")
+    ap.add_argument("--cpu-isa", default="auto", help="--out-of-sample: the CPU the cpu bundles are built for")
+    ap.add_argument("--ablations", action="store_true", help="--out-of-sample: also without bias correction")
     ap.add_argument("--out-of-sample", action="store_true",
                     help="only the bench_eval split: search on calibration ids, score on 31 other ids")
     args = ap.parse_args()
     if args.out_of_sample:
-        out_of_sample()
+        rows = out_of_sample(args.seeds, args.targets, args.ablations, args.cpu_isa)
+        if args.out:
+            Path(args.out).write_text(json.dumps({"rows": rows}, indent=1) + "\n")
         return
     cond = collect_conditions()
     print(json.dumps({"cpu_model": cond["cpu_model"], "cpu_isa": cond["cpu_isa"],
