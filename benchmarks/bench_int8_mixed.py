@@ -96,8 +96,6 @@ def out_of_sample(seeds=(0,), targets=("xavier", "cpu"), ablations: bool = False
     for seed in seeds:
         for target in targets:
             for label, max_drop, corrected in variants:
-                if target != "xavier" and not corrected:
-                    continue  # bias correction is for the TensorRT-form QDQ model only: nothing to ablate
                 t = time.time()
                 b = export_bundle(root / f"{target}-{seed}-{max_drop}-{corrected}", onnx=str(OSNET), target=target,
                                   precision="int8", calib_data=str(calib_dir), calib_size=size,

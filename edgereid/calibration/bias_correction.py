@@ -1,4 +1,4 @@
-"""Empirical bias correction of a TensorRT-form QDQ model, layer by layer.
+"""Empirical bias correction of a QDQ model, layer by layer.
 
 Why: INT8 rounding and clipping are not zero-mean per output channel: a convolution's quantized
 weights times the mean of its (quantized) input give a per-channel offset, and every layer
@@ -14,19 +14,18 @@ mean error grew five-fold that way).
 
 The device computes exactly this: in the ``trt`` flavour the bias stays a float initializer
 (``QuantizeBias=False``) that TensorRT adds in the convolution's int32->float epilogue. The
-``int8-cache`` and DLA engines quantize ``model.onnx`` themselves and do not get it.
+``int8-cache`` and DLA engines quantize ``model.onnx`` themselves and do not get it. The ``cpu``
+(u8s8) flavour is measured on its float-bias form and quantized again (edgereid.export.int8).
 """
 
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from edgereid.calibration.fakequant import fake_quant_session
+from edgereid.calibration.fakequant import fake_quant_session_with_outputs
 from edgereid.lazy import require
 
 CORRECTED_OPS = ("Conv", "Gemm")  # ops with a float bias input (MatMul has none)
@@ -68,18 +67,9 @@ def layer_levels(model: Any, layers: Sequence[Any]) -> dict[str, int]:
     return level
 
 
-def channel_means(model: Any, tensors: Sequence[str], feeds: Sequence[dict], workdir: Path) -> dict[str, np.ndarray]:
+def channel_means(model: Any, tensors: Sequence[str], feeds: Sequence[dict]) -> dict[str, np.ndarray]:
     """Mean over batch and positions of each channel (axis 1) of ``tensors`` (fake-quant session)."""
-    onnx = require("onnx", "bias correction")
-    augmented = onnx.ModelProto()
-    augmented.CopyFrom(model)
-    present = {o.name for o in augmented.graph.output}
-    for name in tensors:
-        if name not in present:
-            augmented.graph.output.append(onnx.ValueInfoProto(name=name))
-    path = workdir / "augmented.onnx"
-    onnx.save(augmented, str(path))
-    session = fake_quant_session(path)
+    session = fake_quant_session_with_outputs(model, tensors)
     sums: dict[str, np.ndarray] = {}
     counts = dict.fromkeys(tensors, 0)
     for feed in feeds:
@@ -123,26 +113,24 @@ def correct_biases(
     outputs = [n.output[0] for n in layers]
     n_levels = len(set(levels.values()))
     shifts, names = [], []
-    with tempfile.TemporaryDirectory(prefix="edgereid-biascorr-") as tmp:
-        work = Path(tmp)
-        start = time.perf_counter()
-        reference = channel_means(float_model, outputs, feeds, work)
-        estimate = (time.perf_counter() - start) * QDQ_SLOWDOWN * n_levels
-        if time_budget_s is not None and estimate > time_budget_s and len(feeds) > 1:
-            keep = max(1, int(len(feeds) * time_budget_s / estimate))
-            feeds = [feeds[round(i * len(feeds) / keep)] for i in range(keep)]  # spread over the sample
-            reference = channel_means(float_model, outputs, feeds, work)
-        for level in sorted(set(levels.values())):
-            group = [n for n in layers if levels[n.name] == level]
-            measured = channel_means(model, [n.output[0] for n in group], feeds, work)
-            for node in group:
-                init = inits[node.input[2]]
-                bias = numpy_helper.to_array(init)
-                shift = reference[node.output[0]] - measured[node.output[0]]
-                if shift.shape != bias.shape:
-                    continue  # a broadcast bias (Gemm C of another shape): left alone
-                shifts.append(float(np.abs(shift).mean()))
-                names.append(init.name)
-                init.CopyFrom(numpy_helper.from_array((bias + shift).astype(bias.dtype), init.name))
+    start = time.perf_counter()
+    reference = channel_means(float_model, outputs, feeds)
+    estimate = (time.perf_counter() - start) * QDQ_SLOWDOWN * n_levels
+    if time_budget_s is not None and estimate > time_budget_s and len(feeds) > 1:
+        keep = max(1, int(len(feeds) * time_budget_s / estimate))
+        feeds = [feeds[round(i * len(feeds) / keep)] for i in range(keep)]  # spread over the sample
+        reference = channel_means(float_model, outputs, feeds)
+    for level in sorted(set(levels.values())):
+        group = [n for n in layers if levels[n.name] == level]
+        measured = channel_means(model, [n.output[0] for n in group], feeds)
+        for node in group:
+            init = inits[node.input[2]]
+            bias = numpy_helper.to_array(init)
+            shift = reference[node.output[0]] - measured[node.output[0]]
+            if shift.shape != bias.shape:
+                continue  # a broadcast bias (Gemm C of another shape): left alone
+            shifts.append(float(np.abs(shift).mean()))
+            names.append(init.name)
+            init.CopyFrom(numpy_helper.from_array((bias + shift).astype(bias.dtype), init.name))
     return model, {"layers": len(shifts), "levels": n_levels, "feeds": len(feeds),
                    "mean_abs_shift": round(float(np.mean(shifts)), 6) if shifts else 0.0, "biases": names}

@@ -15,7 +15,7 @@ This module is Python-3.8 compatible and needs only numpy (onnxruntime is import
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Sequence
 
 # ORT's kOrtSessionOptionsDisableQuantQDQ (onnxruntime_session_options_config_keys.h):
 # "1" = do not fuse or move QuantizeLinear/DequantizeLinear nodes.
@@ -50,3 +50,18 @@ def fake_quant_session(model: Any, threads: int | None = None) -> Any:
         model = model.SerializeToString()
     return ort.InferenceSession(model if isinstance(model, bytes) else str(model),
                                 fake_quant_options(ort, threads), providers=["CPUExecutionProvider"])
+
+
+def fake_quant_session_with_outputs(model: Any, names: Sequence[str], threads: int | None = None) -> Any:
+    """A fake-quant session of a copy of ModelProto ``model`` that also outputs the tensors ``names``.
+
+    For per-layer measurements (the sensitivity report, bias correction): the QDQ model keeps the
+    float model's tensor names, so the same names read both.
+    """
+    copy = type(model)()
+    copy.CopyFrom(model)
+    present = {o.name for o in copy.graph.output}
+    for name in names:
+        if name not in present:
+            copy.graph.output.add().name = name
+    return fake_quant_session(copy, threads)

@@ -64,7 +64,7 @@ class Budget:
 
     def met(self, report: dict[str, Any]) -> bool:
         """True when an accuracy report (calibration.accuracy) is within the budget."""
-        floor = DEFAULT_MIN_COSINE["trt"] if self.min_cosine is None else self.min_cosine
+        floor = self.for_flavour("trt").min_cosine
         cos = (report.get("cosine") or {}).get("mean")
         drop = report.get("delta_rank1_points")
         if drop is not None:

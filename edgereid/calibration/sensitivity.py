@@ -11,13 +11,12 @@ tensor-name suffixes, which ``DedicatedQDQPair`` (needed for TensorRT) changes.
 from __future__ import annotations
 
 import math
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from edgereid.calibration.fakequant import fake_quant_session
+from edgereid.calibration.fakequant import fake_quant_session_with_outputs
 from edgereid.lazy import require
 
 
@@ -33,17 +32,11 @@ def sqnr_db(reference: Sequence[np.ndarray], noisy: Sequence[np.ndarray]) -> flo
     return 10.0 * math.log10(sig / noise)
 
 
-def _run_with_outputs(model_path: Path, names: list[str], feeds: Iterable[dict[str, np.ndarray]],
-                      tmp: Path) -> dict[str, list[np.ndarray]]:
+def _run_with_outputs(model_path: Path, names: list[str], feeds: Iterable[dict[str, np.ndarray]]
+                      ) -> dict[str, list[np.ndarray]]:
     onnx = require("onnx", "the sensitivity report")
-    model = onnx.load(str(model_path))
-    existing = {o.name for o in model.graph.output}
-    for name in names:
-        if name not in existing:
-            model.graph.output.append(onnx.ValueInfoProto(name=name))
-    path = tmp / f"aug-{model_path.name}"
-    onnx.save(model, str(path))
-    session = fake_quant_session(path)  # QDQ as float fake-quantization: the device's figure
+    # QDQ as float fake-quantization: the device's figure
+    session = fake_quant_session_with_outputs(onnx.load(str(model_path)), names)
     out: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for feed in feeds:
         for name, value in zip(names, session.run(names, feed)):
@@ -70,9 +63,8 @@ def sensitivity_report(
     inputs = {n.input[0] for n in nodes}
     graph_out = fmodel.graph.output[0].name
     names = sorted({n.output[0] for n in nodes} | {t for t in inputs if t in qnames} | {graph_out})
-    with tempfile.TemporaryDirectory(prefix="edgereid-sens-") as tmp:
-        ref = _run_with_outputs(Path(float_path), names, feeds, Path(tmp))
-        got = _run_with_outputs(Path(qdq_path), names, feeds, Path(tmp))
+    ref = _run_with_outputs(Path(float_path), names, feeds)
+    got = _run_with_outputs(Path(qdq_path), names, feeds)
     sq = {name: sqnr_db(ref[name], got[name]) for name in names}
     layers = []
     for n in nodes:

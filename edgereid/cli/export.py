@@ -77,8 +77,8 @@ def build_parser() -> ArgumentParser:
                      help="INT8 budget: mean cosine to FP32 on the hold-out crops, labelled or not (default "
                           f"{DEFAULT_MIN_COSINE['trt']} for xavier, {DEFAULT_MIN_COSINE['cpu']} for cpu)")
     cal.add_argument("--no-bias-correction", action="store_true",
-                     help="--target xavier --int8: keep the calibrated biases (default: move each layer's mean "
-                          "INT8 error into its float bias, measured on calibration crops)")
+                     help="--int8 (xavier, cpu): keep the calibrated biases (default: move each layer's mean "
+                          "INT8 error into its bias, measured on calibration crops)")
     cal.add_argument("--cpu-isa", choices=["auto", "avx512_vnni", "avx_vnni", "avx2", "asimddp", "neon"],
                      default="auto", help="--target cpu --int8: the CPU it will run on (default: this host); "
                                           "avx2 (no VNNI) gets 7-bit weights (reduce_range)")

@@ -123,8 +123,8 @@ def export_bundle(
             None = full INT8; min_cosine None = the target's default (mixed.DEFAULT_MIN_COSINE).
         cpu_isa: --target cpu --int8: the CPU it will run on (``auto`` = this host); picks
             reduce_range for x86 CPUs without VNNI.
-        bias_correction: --target xavier --int8: move the mean INT8 error of every Conv/Gemm into
-            its float bias, layer by layer, on calibration crops (edgereid.calibration.bias_correction).
+        bias_correction: --int8 (xavier, cpu): move the mean INT8 error of every Conv/Gemm into its
+            bias, layer by layer, on calibration crops (edgereid.calibration.bias_correction).
         x3_*: passed to the X3 target.
         demo: label accuracy figures as a demo (tiny calibration set).
 

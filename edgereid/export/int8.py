@@ -76,6 +76,7 @@ def quantize_with_reports(
 
     def quantize(float_layers: list, path: Path) -> Path:
         float_layers = mixed.with_weight_sharers(ctx.model, float_layers)
+
         def write(model_path: Path, quantize_bias: bool | None = None) -> Path:
             return qdq.quantize_qdq(model_path, path, ranges, flavour, op_types, nodes_to_exclude=float_layers or None,
                                     reduce_range=reduce_range, quantize_bias=quantize_bias)
@@ -121,14 +122,13 @@ def quantize_with_reports(
             with tempfile.TemporaryDirectory(prefix="edgereid-mixed-") as tmp:
                 if path is None:
                     path = out if not layers else quantize(layers, Path(tmp) / "q.onnx")
-                model = path
                 return accuracy.accuracy_report(
-                    _ort(ctx, ctx.model_path), _ort(ctx, model, fake_quant=True), held,
+                    _ort(ctx, ctx.model_path), _ort(ctx, path, fake_quant=True), held,
                     ctx.crops.holdout_labels, note=_note(ctx), fp32_embeddings=reference)
 
         budget = ctx.options.get("budget")
         budget = budget.for_flavour(flavour) if budget is not None else None
-        if budget is not None and (not ctx.src.trained or ctx.options.get("demo")):
+        if budget is not None and not real:
             budget = None  # untrained weights / a demo set carry no accuracy to keep: full INT8
             int8["mixed_precision"] = {"skipped": "untrained weights or demo calibration: full INT8"}
         if budget is None:

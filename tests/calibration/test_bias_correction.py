@@ -64,10 +64,10 @@ def models(tmp_path_factory):
     return onnx.load(str(net)), onnx.load(str(qdq)), tmp
 
 
-def _mean_errors(float_model, qdq_model, feeds, tmp: Path) -> dict:
+def _mean_errors(float_model, qdq_model, feeds) -> dict:
     names = [n.output[0] for n in biased_layers(float_model)]
-    ref = channel_means(float_model, names, feeds, tmp)
-    got = channel_means(qdq_model, names, feeds, tmp)
+    ref = channel_means(float_model, names, feeds)
+    got = channel_means(qdq_model, names, feeds)
     return {name: np.abs(ref[name] - got[name]) for name in names}
 
 
@@ -81,11 +81,11 @@ def test_levels_follow_the_graph(models):
 
 
 def test_correction_cancels_the_mean_error_and_changes_only_biases(models):
-    float_model, qdq_model, tmp = models
+    float_model, qdq_model, _ = models
     feeds = list(CropBatches(_crops(1, 32), SPEC, "images", 8))
-    before = _mean_errors(float_model, qdq_model, feeds, tmp)
+    before = _mean_errors(float_model, qdq_model, feeds)
     corrected, report = correct_biases(float_model, qdq_model, feeds)
-    after = _mean_errors(float_model, corrected, feeds, tmp)
+    after = _mean_errors(float_model, corrected, feeds)
     assert report["layers"] == 4 and report["levels"] == 3 and report["feeds"] == 4
     assert before["c"].max() > 1e-3  # there was an offset to remove
     for name in before:  # on the feeds it was measured on, every layer's mean error is gone
@@ -101,8 +101,8 @@ def test_correction_helps_on_unseen_crops(models):
     float_model, qdq_model, tmp = models
     corrected, _ = correct_biases(float_model, qdq_model, list(CropBatches(_crops(1, 32), SPEC, "images", 8)))
     unseen = list(CropBatches(_crops(2, 32), SPEC, "images", 8))
-    before = _mean_errors(float_model, qdq_model, unseen, tmp)
-    after = _mean_errors(float_model, corrected, unseen, tmp)
+    before = _mean_errors(float_model, qdq_model, unseen)
+    after = _mean_errors(float_model, corrected, unseen)
     assert after["c"].mean() < 0.5 * before["c"].mean()
     paths = {}
     for name, model in (("float", float_model), ("qdq", qdq_model), ("corrected", corrected)):
