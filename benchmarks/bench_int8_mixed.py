@@ -58,7 +58,9 @@ def latency(paths: dict, rounds: int) -> dict:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 2
     x = np.random.default_rng(0).normal(0, 1, (1, 3, 256, 128)).astype(np.float32)
-    sessions = {k: ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"]) for k, p in paths.items()}
+    from edgereid.calibration.fakequant import ort_session  # float layers stay float, as the embedder runs them
+
+    sessions = {k: ort_session(str(p), opts, ["CPUExecutionProvider"], ort) for k, p in paths.items()}
     name = next(iter(sessions.values())).get_inputs()[0].name
     for s in sessions.values():
         s.run(None, {name: x})
@@ -74,7 +76,8 @@ def latency(paths: dict, rounds: int) -> dict:
     return out
 
 
-def out_of_sample(seeds=(0,), targets=("xavier", "cpu"), ablations: bool = False, cpu_isa: str = "auto") -> list:
+def out_of_sample(seeds=(0,), targets=("xavier", "cpu"), ablations: bool = False, cpu_isa: str = "auto",
+                  min_cosine: float | None = None, full: bool = True) -> list:
     """Choose the float layers on one set of identities, score on another never seen by calibration or the search.
 
     bench_eval.py's split: 31 PKU identities calibrate (a quarter of them held out for the export's
@@ -89,7 +92,7 @@ def out_of_sample(seeds=(0,), targets=("xavier", "cpu"), ablations: bool = False
     root = Path(tempfile.mkdtemp(prefix="bench-int8-oos-"))
     calib_dir, eval_dir = bench_eval.split_pku(root)
     size = bench_eval._calibration_crop_count(calib_dir)
-    variants = [("full INT8", None, True), ("default (accuracy-aware)", 1.0, True)]
+    variants = ([("full INT8", None, True)] if full else []) + [("default (accuracy-aware)", 1.0, True)]
     if ablations:  # without bias correction
         variants += [("full INT8, no bias correction", None, False), ("accuracy-aware, no bias correction", 1.0, False)]
     rows = []
@@ -100,7 +103,8 @@ def out_of_sample(seeds=(0,), targets=("xavier", "cpu"), ablations: bool = False
                 b = export_bundle(root / f"{target}-{seed}-{max_drop}-{corrected}", onnx=str(OSNET), target=target,
                                   precision="int8", calib_data=str(calib_dir), calib_size=size,
                                   holdout=bench_eval.EXPORT_HOLDOUT, seed=seed, max_drop=max_drop,
-                                  bias_correction=corrected, cpu_isa=cpu_isa, progress=False, force=True)
+                                  bias_correction=corrected, cpu_isa=cpu_isa, min_cosine=min_cosine,
+                                  progress=False, force=True)
                 export_s = round(time.time() - t, 1)
                 backends = ["ort-int8-sim"] + (["ort-int8"] if target == "cpu" else [])
                 rep = evaluate_bundle(b, eval_dir, backends, use_cache=False)
@@ -112,7 +116,8 @@ def out_of_sample(seeds=(0,), targets=("xavier", "cpu"), ablations: bool = False
                            "cos": r.get("cosine_vs_reference"), "int8_mac_share": int8["int8_mac_share"],
                            "float_layers": len((int8.get("mixed_precision") or {}).get("float_layers", [])),
                            "holdout_drop": -b.manifest.extra["accuracy"].get("delta_rank1_points", 0),
-                           "queries": rep["dataset"]["num_valid_queries"], "export_s": export_s}
+                           "queries": rep["dataset"]["num_valid_queries"], "export_s": export_s,
+                           "min_cosine": min_cosine}
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     return rows
@@ -128,11 +133,13 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="JSON file for all rows")
     ap.add_argument("--cpu-isa", default="auto", help="--out-of-sample: the CPU the cpu bundles are built for")
     ap.add_argument("--ablations", action="store_true", help="--out-of-sample: also without bias correction")
+    ap.add_argument("--min-cosine", type=float, default=None, help="--out-of-sample: the budget's cosine floor")
+    ap.add_argument("--no-full", action="store_true", help="--out-of-sample: only the accuracy-aware bundles")
     ap.add_argument("--out-of-sample", action="store_true",
                     help="only the bench_eval split: search on calibration ids, score on 31 other ids")
     args = ap.parse_args()
     if args.out_of_sample:
-        rows = out_of_sample(args.seeds, args.targets, args.ablations, args.cpu_isa)
+        rows = out_of_sample(args.seeds, args.targets, args.ablations, args.cpu_isa, args.min_cosine, not args.no_full)
         if args.out:
             Path(args.out).write_text(json.dumps({"rows": rows}, indent=1) + "\n")
         return

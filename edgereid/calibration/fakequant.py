@@ -22,6 +22,14 @@ from typing import Any, Dict, Sequence
 FAKE_QUANT_CONFIG: Dict[str, str] = {"session.disable_quant_qdq": "1"}
 FAKE_QUANT_LEVEL = "ORT_ENABLE_BASIC"  # no layout/NCHWc rewrites: same float graph on every host
 
+# ONNX Runtime's WeightBiasQuantization graph transformer (onnxruntime/core/optimizer/qdq_transformer/
+# weight_bias_quantization.cc; in 1.32, not in 1.19) quantizes the float weight of any Conv/Gemm whose
+# input comes from a DequantizeLinear and whose output reaches a QuantizeLinear (through Relu/Clip at
+# most) to per-tensor int8, and its bias to int32. Those are exactly the layers an accuracy-aware u8s8
+# model keeps in float, so without this the "float" layers ran in per-tensor INT8 in ORT's kernels
+# (OSNet on unseen PKU ids: cosine between the simulation and the kernels 0.9976 -> 0.9992).
+KEEP_FLOAT_LAYERS_DISABLED_OPTIMIZERS = ("WeightBiasQuantization",)
+
 SIMULATED = "simulated INT8: the QDQ model as float fake-quantization (int32-exact, as TensorRT / the BPU)"
 ORT_KERNELS = "ONNX Runtime integer kernels on this host (what a --target cpu bundle really runs)"
 
@@ -39,6 +47,23 @@ def fake_quant_options(ort: Any = None, threads: int | None = None) -> Any:
     if threads:
         opts.intra_op_num_threads = int(threads)
     return opts
+
+
+def ort_session(model: Any, opts: Any, providers: Sequence[str], ort: Any = None) -> Any:
+    """``onnxruntime.InferenceSession`` that keeps a QDQ model's float layers float.
+
+    ``disabled_optimizers`` names a transformer the running ORT may not have; ORT ignores unknown
+    names (checked on 1.19 and 1.32). An ORT without the keyword at all gets a plain session.
+    """
+    if ort is None:
+        from edgereid.lazy import require
+
+        ort = require("onnxruntime", "ONNX Runtime sessions")
+    try:
+        return ort.InferenceSession(model, opts, providers=list(providers),
+                                    disabled_optimizers=list(KEEP_FLOAT_LAYERS_DISABLED_OPTIMIZERS))
+    except TypeError:  # an ORT older than the keyword
+        return ort.InferenceSession(model, opts, providers=list(providers))
 
 
 def fake_quant_session(model: Any, threads: int | None = None) -> Any:

@@ -150,10 +150,10 @@ class OnnxruntimeEmbedder(EmbedderRunner):
         self.input_name: str | None = None
 
     def activate_impl(self) -> None:
+        from edgereid.calibration.fakequant import fake_quant_options, ort_session
+
         ort = require("onnxruntime", "the onnxruntime embedder")
         if self.fake_quant:
-            from edgereid.calibration.fakequant import fake_quant_options
-
             opts = fake_quant_options(ort, self.threads)
         else:
             opts = ort.SessionOptions()
@@ -163,8 +163,8 @@ class OnnxruntimeEmbedder(EmbedderRunner):
         providers = list(self.providers) if self.providers else [
             p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available
         ]
-        try:
-            self.session = ort.InferenceSession(self.model_path, opts, providers=providers)
+        try:  # keeps a u8s8 model's float layers float (fakequant.KEEP_FLOAT_LAYERS_DISABLED_OPTIMIZERS)
+            self.session = ort_session(self.model_path, opts, providers, ort)
         except Exception as exc:  # ORT raises its own exception types
             raise BackendError(f"onnxruntime cannot load {self.model_path!r}: {exc}") from exc
         inputs = self.session.get_inputs()

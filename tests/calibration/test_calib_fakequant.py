@@ -129,3 +129,50 @@ def test_int8_backends_choose_what_stands_for_the_device(net, tmp_path, onnx_bun
     from edgereid.benchmarks.harness import EmbedderTarget
 
     assert EmbedderTarget(xavier, "ort-int8").runner.fake_quant is False  # reid-bench times ORT's kernels
+
+
+def test_float_layers_of_a_u8s8_model_stay_float_in_ort_kernels(tmp_path):
+    """A layer the accuracy-aware search keeps float (conv2: Conv -> Conv -> Relu -> Conv as in OSNet's
+    LightConv) sits between a DQ and a Q in the u8s8 form;
+    ORT's WeightBiasQuantization would quantize its weight per-tensor (fakequant.py). One weight
+    is 100x the others, so per-tensor int8 rounds most of them to 0 or one step: the embedder's
+    kernel session must still match the fake-quant simulation."""
+    from edgereid.calibration.fakequant import KEEP_FLOAT_LAYERS_DISABLED_OPTIMIZERS, ort_session
+
+    rng = np.random.default_rng(3)
+    w2 = rng.normal(0, 0.3, (8, 8, 3, 3)).astype(np.float32)
+    w2[0, 0, 0, 0] = 30.0  # per-tensor step 30/127: most weights round to 0 or +-1 step
+    w = {"w1": rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32), "w2": w2,
+         "b2": rng.normal(0, 1e-3, (8,)).astype(np.float32),
+         "w3": rng.normal(0, 0.3, (4, 8, 1, 1)).astype(np.float32)}
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["c1", "w2", "b2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("Conv", ["r2", "w3"], ["y"], name="conv3"),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 12, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(v, k) for k, v in w.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "f.onnx"))
+    ranges = {"x": (-2.5, 2.5), "c1": (-3.0, 3.0), "c2": (-2.0, 2.0), "r2": (0.0, 2.0), "y": (-3.0, 3.0)}
+    q = quantize_qdq(tmp_path / "f.onnx", tmp_path / "q.onnx", TensorRanges("minmax", ranges), "cpu",
+                     nodes_to_exclude=["conv2"])
+    x = rng.normal(0, 1, (2, 3, 12, 6)).astype(np.float32)
+    sim = fake_quant_session(q).run(None, {"x": x})[0]
+    import onnxruntime as ort
+
+    kernels = ort_session(str(q), ort.SessionOptions(), ["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    step = 6.0 / 255  # one u8 step of y
+    assert np.abs(kernels - sim).max() <= 2 * step and (np.abs(kernels - sim) > 1e-4).mean() < 0.01
+    with OnnxruntimeEmbedder(str(q), PreprocessSpec(12, 6), providers=["CPUExecutionProvider"], l2=False) as e:
+        assert np.abs(e.infer(x) - sim.reshape(2, -1)).max() <= 2 * step
+    assert KEEP_FLOAT_LAYERS_DISABLED_OPTIMIZERS == ("WeightBiasQuantization",)
+    default = ort.InferenceSession(str(q), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    if np.abs(default - sim).max() <= 2 * step:
+        pytest.skip(f"this onnxruntime {ort.__version__} does not quantize float layers itself")
+    assert np.abs(default - sim).max() > 4 * step  # what the option prevents, on an ORT that has it
