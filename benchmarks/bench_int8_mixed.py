@@ -113,6 +113,7 @@ def out_of_sample(seeds=(0,), targets=("xavier", "cpu"), ablations: bool = False
                     row = {"target": target, "seed": seed, "variant": label, "backend": name,
                            "reduce_range": int8.get("reduce_range"), "host_isa": int8.get("host_cpu_isa"),
                            "rank1": round(100 * r["rank1"], 2), "loss": r.get("loss_vs_reference"),
+                           "loss_ci95": r.get("loss_ci95"), "rank1_changed": r.get("rank1_changed_queries"),
                            "cos": r.get("cosine_vs_reference"), "int8_mac_share": int8["int8_mac_share"],
                            "float_layers": len((int8.get("mixed_precision") or {}).get("float_layers", [])),
                            "holdout_drop": -b.manifest.extra["accuracy"].get("delta_rank1_points", 0),

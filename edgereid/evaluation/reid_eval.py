@@ -19,7 +19,10 @@ Report schema (``edgereid.reid_eval/1``, also in docs/bench-eval.md)::
     backends            {name: {rank1, rank5, rank10, mAP (fractions), num_valid_queries,
                                 embedding_dim, embed_seconds, cached,
                                 loss_vs_reference {rank1, rank5, rank10, mAP} | null,
-                                cosine_vs_reference {mean, min} | null}}
+                                cosine_vs_reference {mean, min} | null,
+                                loss_ci95 {rank1: [lo, hi], mAP: [lo, hi]} | null (95 % paired
+                                    bootstrap over the queries, fractions),
+                                rank1_changed_queries {lost, gained} | null}}
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import numpy as np
 from edgereid.bundle import MANIFEST_NAME, Bundle, atomic_write_bytes, json_text
 from edgereid.errors import EdgeReidError, InputError
 from edgereid.evaluation.datasets import ReidSplit, read_split
-from edgereid.evaluation.metrics import cosine_distmat, evaluate, rowwise_cosine
+from edgereid.evaluation.metrics import cosine_distmat, evaluate, paired_bootstrap_ci, rowwise_cosine
 from edgereid.evaluation.naming import read_image
 from edgereid.progress import progress_bar
 from edgereid.runtime.embedder import EmbedderRunner, load_embedder
@@ -135,18 +138,36 @@ def embed_paths(embedder: EmbedderRunner, paths: Sequence[Path], batch_size: int
 
 def score(query: np.ndarray, gallery: np.ndarray, split: ReidSplit) -> Dict[str, Any]:
     """Market-1501 metrics of embeddings (cosine distance), JSON-ready (no arrays)."""
-    result = evaluate(cosine_distmat(query, gallery), split.q_ids, split.g_ids, split.q_cams, split.g_cams)
+    return _summary(_evaluate(query, gallery, split))
+
+
+def _evaluate(query: np.ndarray, gallery: np.ndarray, split: ReidSplit) -> Dict[str, Any]:
+    return evaluate(cosine_distmat(query, gallery), split.q_ids, split.g_ids, split.q_cams, split.g_cams)
+
+
+def _summary(result: Dict[str, Any]) -> Dict[str, Any]:
     out = {k: float(result[k]) for k in METRIC_KEYS}
     out["num_valid_queries"] = int(result["num_valid_queries"])
     return out
 
 
 def compare_to_reference(metrics: Dict[str, Any], ref_metrics: Dict[str, Any], feats: Tuple[np.ndarray, ...],
-                         ref_feats: Tuple[np.ndarray, ...]) -> Dict[str, Any]:
-    """Loss (reference - backend, fractions) and per-crop cosine similarity to the reference."""
+                         ref_feats: Tuple[np.ndarray, ...], per_query: Tuple[Dict[str, Any], Dict[str, Any]]
+                         | None = None) -> Dict[str, Any]:
+    """Loss (reference - backend, fractions), per-crop cosine similarity to the reference and, given
+    both per-query results (:func:`edgereid.evaluation.metrics.evaluate`), the loss's 95 % paired
+    bootstrap interval and the queries whose rank-1 changed."""
     loss = {k: float(ref_metrics[k] - metrics[k]) for k in METRIC_KEYS}
     cos = rowwise_cosine(np.concatenate(feats), np.concatenate(ref_feats))
-    return {"loss_vs_reference": loss, "cosine_vs_reference": {"mean": float(cos.mean()), "min": float(cos.min())}}
+    out: Dict[str, Any] = {"loss_vs_reference": loss,
+                           "cosine_vs_reference": {"mean": float(cos.mean()), "min": float(cos.min())}}
+    if per_query is not None:
+        mine, ref = per_query
+        out["loss_ci95"] = {"rank1": list(paired_bootstrap_ci(ref["rank1_hits"], mine["rank1_hits"])),
+                            "mAP": list(paired_bootstrap_ci(ref["ap"], mine["ap"]))}
+        out["rank1_changed_queries"] = {"lost": int((ref["rank1_hits"] & ~mine["rank1_hits"]).sum()),
+                                        "gained": int((~ref["rank1_hits"] & mine["rank1_hits"]).sum())}
+    return out
 
 
 def evaluate_bundle(
@@ -229,15 +250,17 @@ def evaluate_bundle(
             runner.deactivate()
 
     results: Dict[str, Dict[str, Any]] = {}
-    metrics = {name: score(*feats[name], split) for name in order}
+    raw = {name: _evaluate(*feats[name], split) for name in order}
+    metrics = {name: _summary(raw[name]) for name in order}
     for name in backends:
         entry = dict(metrics[name])
         entry.update(embedding_dim=int(feats[name][0].shape[1]), embed_seconds=round(timing[name], 3),
                      cached=cached[name] is not None)
         if reference is not None:
-            entry.update(compare_to_reference(metrics[name], metrics[reference], feats[name], feats[reference]))
+            entry.update(compare_to_reference(metrics[name], metrics[reference], feats[name], feats[reference],
+                                              (raw[name], raw[reference])))
         else:
-            entry.update(loss_vs_reference=None, cosine_vs_reference=None)
+            entry.update(loss_vs_reference=None, cosine_vs_reference=None, loss_ci95=None, rank1_changed_queries=None)
         results[name] = entry
     m = bundle.manifest
     return {
@@ -255,8 +278,8 @@ def format_table(report: Dict[str, Any]) -> str:
     ds = report["dataset"]
     head = (f"dataset {ds['format']} {ds['root']}: {ds['num_query']} query / {ds['num_gallery']} gallery, "
             f"{ds['num_valid_queries']} valid queries; reference: {report['reference_backend']}")
-    cols = f"{'backend':<12} {'rank1':>7} {'rank5':>7} {'rank10':>7} {'mAP':>7} {'d_rank1':>8} {'d_mAP':>7} " \
-           f"{'cos_min':>7} {'cached':>6}"
+    cols = f"{'backend':<12} {'rank1':>7} {'rank5':>7} {'rank10':>7} {'mAP':>7} {'d_rank1':>8} {'95% CI':>15} " \
+           f"{'d_mAP':>7} {'cos_min':>7} {'cached':>6}"
     lines = [head, cols, "-" * len(cols)]
     for name, r in report["backends"].items():
         loss = r.get("loss_vs_reference") or {}
@@ -265,13 +288,16 @@ def format_table(report: Dict[str, Any]) -> str:
         def pp(v: float | None) -> str:
             return "n/a" if v is None else f"{-100 * v + 0.0:+.2f}"
 
+        ci = (r.get("loss_ci95") or {}).get("rank1")
+        ci_text = "n/a" if not ci else f"[{-100 * ci[1] + 0.0:+.1f}, {-100 * ci[0] + 0.0:+.1f}]"
+
         lines.append(
             f"{name:<12} {100 * r['rank1']:7.2f} {100 * r['rank5']:7.2f} {100 * r['rank10']:7.2f} "
-            f"{100 * r['mAP']:7.2f} {pp(loss.get('rank1')):>8} {pp(loss.get('mAP')):>7} "
+            f"{100 * r['mAP']:7.2f} {pp(loss.get('rank1')):>8} {ci_text:>15} {pp(loss.get('mAP')):>7} "
             f"{cos.get('min', float('nan')):7.4f} {'yes' if r['cached'] else 'no':>6}"
         )
-    lines.append("metrics in %; d_* = backend - reference in percentage points; cos_min = lowest per-crop "
-                 "cosine similarity to the reference embedding")
+    lines.append("metrics in %; d_* = backend - reference in percentage points (95% CI: paired bootstrap over "
+                 "the queries); cos_min = lowest per-crop cosine similarity to the reference embedding")
     return "\n".join(lines)
 
 

@@ -99,3 +99,36 @@ def test_labelled_retrieval_lowest_camera_is_query():
     assert swapped["rank1"] == 0.0 and swapped["mAP"] == 0.5
     assert labelled_retrieval(feats, [(1, 1)] * 4) is None  # one camera: no protocol
     assert labelled_retrieval(feats, [(1, 1), (2, 1), (3, 2), (4, 2)]) is None  # no valid match
+
+
+def test_rank1_hits_are_the_queries_whose_first_valid_match_is_correct():
+    from edgereid.evaluation.metrics import evaluate
+
+    # 3 queries (ids 1, 2, 3, camera 1) against 4 gallery items (camera 2); rows are distances
+    d = np.array([[0.1, 0.5, 0.9, 0.9], [0.1, 0.5, 0.9, 0.9], [0.9, 0.9, 0.9, 0.1]])
+    res = evaluate(d, np.array([1, 2, 3]), np.array([1, 2, 3, 3]), np.array([1, 1, 1]), np.array([2, 2, 2, 2]))
+    assert res["rank1_hits"].tolist() == [True, False, True]
+    assert res["rank1"] == pytest.approx(res["rank1_hits"].mean())
+
+
+def test_paired_bootstrap_interval_matches_the_binomial_spread():
+    from edgereid.evaluation.metrics import paired_bootstrap_ci
+
+    rng = np.random.default_rng(5)
+    ref = np.ones(400, bool)
+    other = ref.copy()
+    other[rng.choice(400, 40, replace=False)] = False  # 40 of 400 queries lost: loss 0.10
+    lo, hi = paired_bootstrap_ci(ref, other)
+    sd = np.sqrt(0.1 * 0.9 / 400)  # normal approximation of the loss's spread
+    assert lo < 0.1 < hi and lo > 0  # a real loss is told apart from none
+    assert hi - lo == pytest.approx(2 * 1.96 * sd, rel=0.15)
+    # losses and gains that cancel: the interval straddles 0
+    other = ref.astype(float)
+    other[:20] = 0
+    base = other.copy()
+    base[:20], base[20:40] = 1, 0
+    lo, hi = paired_bootstrap_ci(base, other)
+    assert lo < 0 < hi
+    assert paired_bootstrap_ci(ref, other) == paired_bootstrap_ci(ref, other)  # fixed seed: reproducible
+    with pytest.raises(InputError):
+        paired_bootstrap_ci(np.ones(3), np.ones((3, 1)))

@@ -121,3 +121,5 @@ def test_loss_against_another_backend(bundle, tree):
     assert rep["reference_backend"] == "test-colour"
     assert r["loss_vs_reference"] == {"rank1": 0.0, "rank5": 0.0, "rank10": 0.0, "mAP": 0.0}
     assert r["cosine_vs_reference"]["min"] == pytest.approx(1.0)
+    assert r["loss_ci95"] == {"rank1": [0.0, 0.0], "mAP": [0.0, 0.0]}  # the same embeddings: no spread
+    assert r["rank1_changed_queries"] == {"lost": 0, "gained": 0}
