@@ -158,6 +158,19 @@ def labelled_retrieval(embeddings: np.ndarray, labels: Sequence[tuple[int, int]]
         ``{"rank1", "rank5", "mAP", "queries", "gallery"}`` (queries = queries with a valid match),
         or None when fewer than two cameras are present or no query has a valid match.
     """
+    return retrieval_summary(labelled_evaluation(embeddings, labels))
+
+
+def retrieval_summary(res: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The JSON part of a :func:`labelled_evaluation` result (None stays None)."""
+    if res is None:
+        return None
+    return {"rank1": res["rank1"], "rank5": res["rank5"], "mAP": res["mAP"],
+            "queries": int(res["num_valid_queries"]), "gallery": int(res["gallery"])}
+
+
+def labelled_evaluation(embeddings: np.ndarray, labels: Sequence[tuple[int, int]]) -> dict[str, Any] | None:
+    """:func:`evaluate` (per-query arrays included) of :func:`labelled_retrieval`'s split, plus "gallery"."""
     ids = np.asarray([lab[0] for lab in labels])
     cams = np.asarray([lab[1] for lab in labels])
     if len(np.unique(cams)) < 2:
@@ -167,5 +180,4 @@ def labelled_retrieval(embeddings: np.ndarray, labels: Sequence[tuple[int, int]]
         res = evaluate(cosine_distmat(embeddings[q], embeddings[~q]), ids[q], ids[~q], cams[q], cams[~q])
     except InputError:
         return None
-    return {"rank1": res["rank1"], "rank5": res["rank5"], "mAP": res["mAP"],
-            "queries": int(res["num_valid_queries"]), "gallery": int((~q).sum())}
+    return {**res, "gallery": int((~q).sum())}
