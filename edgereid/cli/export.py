@@ -118,8 +118,10 @@ def _main(args: argparse.Namespace) -> int:
     print(f"wrote {bundle.root} ({m.arch}, {m.target}, {m.precision}): {', '.join(sorted(m.files))}")
     acc = m.extra.get("accuracy") or {}
     if acc.get("fp32") and acc.get("int8"):
+        ci = acc.get("delta_rank1_ci95_points")
+        ci_text = f" (95 % interval of the change {ci[0]:+.1f} to {ci[1]:+.1f} points)" if ci else ""
         print(f"INT8 vs FP32 on {acc['crops']} held-out crops: rank-1 {100 * acc['fp32']['rank1']:.1f} -> "
-              f"{100 * acc['int8']['rank1']:.1f}, cosine mean {acc['cosine']['mean']:.4f} (simulated)")
+              f"{100 * acc['int8']['rank1']:.1f}{ci_text}, cosine mean {acc['cosine']['mean']:.4f} (simulated)")
     elif acc.get("cosine"):
         print(f"INT8 vs FP32 cosine on {acc['crops']} held-out crops: mean {acc['cosine']['mean']:.4f}, "
               f"min {acc['cosine']['min']:.4f}")

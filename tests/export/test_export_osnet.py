@@ -89,10 +89,14 @@ def test_osnet_cpu_int8_through_cli(tmp_path, osnet_onnx, pku_dir, pku_crops, ca
     code = main(["--onnx", str(osnet_onnx), "--target", "cpu", "--int8", "--calib-data", str(pku_dir),
                  "--calib-size", "16", "--holdout-max", "16", "--out", str(out), "--no-progress",
                  "--cpu-isa", "avx2", "--max-drop", "off"])
-    assert code == 0, capsys.readouterr().err
-    assert "wrote" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "wrote" in printed.out and "95 % interval of the change" in printed.out
     b = Bundle.load(out)
     assert b.manifest.precision == "int8" and b.has("onnx_int8_cpu") and not b.has("calib_cache")
+    acc = b.manifest.extra["accuracy"]
+    lo, hi = acc["delta_rank1_ci95_points"]
+    assert lo <= acc["delta_rank1_points"] <= hi
     model = onnx.load(str(b.path("onnx_int8_cpu")))
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     act_zp = {inits[n.input[2]].dtype.name for n in model.graph.node
