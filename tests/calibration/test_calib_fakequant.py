@@ -34,17 +34,22 @@ def net(tmp_path_factory):
         helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
         helper.make_node("Conv", ["r1", "w2"], ["y"], name="conv2", pads=[1, 1, 1, 1]),
     ]
+    root = tmp_path_factory.mktemp("fq")
+    _save_net(nodes, w, root / "f.onnx")
+    quantize_qdq(root / "f.onnx", root / "q.onnx", TensorRanges("minmax", RANGES), "trt")
+    return root / "f.onnx", root / "q.onnx", w
+
+
+def _save_net(nodes: list, weights: dict[str, np.ndarray], path) -> None:
+    """A float ONNX model x (n, 3, 12, 6) -> y of these nodes and initializers."""
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 12, 6])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        initializer=[numpy_helper.from_array(v, k) for k, v in w.items()],
+        initializer=[numpy_helper.from_array(v, k) for k, v in weights.items()],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    root = tmp_path_factory.mktemp("fq")
-    onnx.save(model, str(root / "f.onnx"))
-    quantize_qdq(root / "f.onnx", root / "q.onnx", TensorRanges("minmax", RANGES), "trt")
-    return root / "f.onnx", root / "q.onnx", w
+    onnx.save(model, str(path))
 
 
 def _fq(x: np.ndarray, scale: np.ndarray | float, lo: int = -128, hi: int = 127) -> np.ndarray:
@@ -151,14 +156,7 @@ def test_float_layers_of_a_u8s8_model_stay_float_in_ort_kernels(tmp_path):
         helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
         helper.make_node("Conv", ["r2", "w3"], ["y"], name="conv3"),
     ]
-    graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 12, 6])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        initializer=[numpy_helper.from_array(v, k) for k, v in w.items()],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(tmp_path / "f.onnx"))
+    _save_net(nodes, w, tmp_path / "f.onnx")
     ranges = {"x": (-2.5, 2.5), "c1": (-3.0, 3.0), "c2": (-2.0, 2.0), "r2": (0.0, 2.0), "y": (-3.0, 3.0)}
     q = quantize_qdq(tmp_path / "f.onnx", tmp_path / "q.onnx", TensorRanges("minmax", ranges), "cpu",
                      nodes_to_exclude=["conv2"])
