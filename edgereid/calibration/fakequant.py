@@ -53,17 +53,14 @@ def ort_session(model: Any, opts: Any, providers: Sequence[str], ort: Any = None
     """``onnxruntime.InferenceSession`` that keeps a QDQ model's float layers float.
 
     ``disabled_optimizers`` names a transformer the running ORT may not have; ORT ignores unknown
-    names (checked on 1.19 and 1.32). An ORT without the keyword at all gets a plain session.
+    names (checked on 1.19 and 1.32).
     """
     if ort is None:
         from edgereid.lazy import require
 
         ort = require("onnxruntime", "ONNX Runtime sessions")
-    try:
-        return ort.InferenceSession(model, opts, providers=list(providers),
-                                    disabled_optimizers=list(KEEP_FLOAT_LAYERS_DISABLED_OPTIMIZERS))
-    except TypeError:  # an ORT older than the keyword
-        return ort.InferenceSession(model, opts, providers=list(providers))
+    return ort.InferenceSession(model, opts, providers=list(providers),
+                                disabled_optimizers=list(KEEP_FLOAT_LAYERS_DISABLED_OPTIMIZERS))
 
 
 def fake_quant_session(model: Any, threads: int | None = None) -> Any:

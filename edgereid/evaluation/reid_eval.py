@@ -136,38 +136,35 @@ def embed_paths(embedder: EmbedderRunner, paths: Sequence[Path], batch_size: int
     return np.concatenate(chunks, axis=0) if chunks else np.zeros((0, 0), np.float32)
 
 
-def score(query: np.ndarray, gallery: np.ndarray, split: ReidSplit) -> Dict[str, Any]:
-    """Market-1501 metrics of embeddings (cosine distance), JSON-ready (no arrays)."""
-    return _summary(_evaluate(query, gallery, split))
-
-
 def _evaluate(query: np.ndarray, gallery: np.ndarray, split: ReidSplit) -> Dict[str, Any]:
+    """Market-1501 metrics of embeddings (cosine distance), per-query arrays included."""
     return evaluate(cosine_distmat(query, gallery), split.q_ids, split.g_ids, split.q_cams, split.g_cams)
 
 
 def _summary(result: Dict[str, Any]) -> Dict[str, Any]:
+    """The JSON-ready part of an :func:`_evaluate` result (no arrays)."""
     out = {k: float(result[k]) for k in METRIC_KEYS}
     out["num_valid_queries"] = int(result["num_valid_queries"])
     return out
 
 
-def compare_to_reference(metrics: Dict[str, Any], ref_metrics: Dict[str, Any], feats: Tuple[np.ndarray, ...],
-                         ref_feats: Tuple[np.ndarray, ...], per_query: Tuple[Dict[str, Any], Dict[str, Any]]
-                         | None = None) -> Dict[str, Any]:
-    """Loss (reference - backend, fractions), per-crop cosine similarity to the reference and, given
-    both per-query results (:func:`edgereid.evaluation.metrics.evaluate`), the loss's 95 % paired
-    bootstrap interval and the queries whose rank-1 changed."""
-    loss = {k: float(ref_metrics[k] - metrics[k]) for k in METRIC_KEYS}
+def compare_to_reference(result: Dict[str, Any], ref_result: Dict[str, Any], feats: Tuple[np.ndarray, ...],
+                         ref_feats: Tuple[np.ndarray, ...]) -> Dict[str, Any]:
+    """Loss (reference - backend, fractions) with its 95 % paired bootstrap interval over the queries,
+    the queries whose rank-1 changed, and the per-crop cosine similarity to the reference.
+
+    ``result`` / ``ref_result``: :func:`_evaluate` of the backend and of the reference.
+    """
+    loss = {k: float(ref_result[k] - result[k]) for k in METRIC_KEYS}
     cos = rowwise_cosine(np.concatenate(feats), np.concatenate(ref_feats))
-    out: Dict[str, Any] = {"loss_vs_reference": loss,
-                           "cosine_vs_reference": {"mean": float(cos.mean()), "min": float(cos.min())}}
-    if per_query is not None:
-        mine, ref = per_query
-        out["loss_ci95"] = {"rank1": list(paired_bootstrap_ci(ref["rank1_hits"], mine["rank1_hits"])),
-                            "mAP": list(paired_bootstrap_ci(ref["ap"], mine["ap"]))}
-        out["rank1_changed_queries"] = {"lost": int((ref["rank1_hits"] & ~mine["rank1_hits"]).sum()),
-                                        "gained": int((~ref["rank1_hits"] & mine["rank1_hits"]).sum())}
-    return out
+    hits, ref_hits = result["rank1_hits"], ref_result["rank1_hits"]
+    return {
+        "loss_vs_reference": loss,
+        "cosine_vs_reference": {"mean": float(cos.mean()), "min": float(cos.min())},
+        "loss_ci95": {"rank1": list(paired_bootstrap_ci(ref_hits, hits)),
+                      "mAP": list(paired_bootstrap_ci(ref_result["ap"], result["ap"]))},
+        "rank1_changed_queries": {"lost": int((ref_hits & ~hits).sum()), "gained": int((~ref_hits & hits).sum())},
+    }
 
 
 def evaluate_bundle(
@@ -251,14 +248,12 @@ def evaluate_bundle(
 
     results: Dict[str, Dict[str, Any]] = {}
     raw = {name: _evaluate(*feats[name], split) for name in order}
-    metrics = {name: _summary(raw[name]) for name in order}
     for name in backends:
-        entry = dict(metrics[name])
+        entry = _summary(raw[name])
         entry.update(embedding_dim=int(feats[name][0].shape[1]), embed_seconds=round(timing[name], 3),
                      cached=cached[name] is not None)
         if reference is not None:
-            entry.update(compare_to_reference(metrics[name], metrics[reference], feats[name], feats[reference],
-                                              (raw[name], raw[reference])))
+            entry.update(compare_to_reference(raw[name], raw[reference], feats[name], feats[reference]))
         else:
             entry.update(loss_vs_reference=None, cosine_vs_reference=None, loss_ci95=None, rank1_changed_queries=None)
         results[name] = entry
