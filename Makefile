@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export YOLO_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv test test-py38 demo lint clean
+.PHONY: venv test test-py38 qemu demo lint clean
 
 # Code that runs on the car must run on Python 3.8 (JetPack 5's TensorRT bindings, the X3 image).
 # vermin checks it statically on every run (`from __future__ import annotations` in every module
@@ -27,11 +27,20 @@ $(STAMP): pyproject.toml setup.py requirements-torch.txt constraints.txt
 
 venv: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) qemu
 	$(PY) -m ruff check edgereid tests benchmarks
 	$(VENV)/bin/vermin --no-tips --violations -q -t=3.8- $(CAR_SIDE)
 	$(PY) -m pytest -q -n 2 --durations=15
 	$(MAKE) --no-print-directory test-py38
+
+# ONNX Runtime's AVX2 (no VNNI) integer kernels are tested on any x86 host under QEMU's Haswell CPU
+# (tests/calibration/test_u8s8_kernels.py). Installed where apt can (root); the test skips, saying
+# so, where it cannot.
+qemu:
+	@command -v qemu-x86_64 >/dev/null || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
+		timeout 300 apt-get install -y -q qemu-user >/dev/null 2>&1 || \
+		(timeout 300 apt-get update -q >/dev/null 2>&1 && timeout 300 apt-get install -y -q qemu-user >/dev/null 2>&1) || \
+		echo "qemu: qemu-user could not be installed; the AVX2-kernel test will skip"
 
 # The car-side tests again under a real CPython 3.8 with the car's packages only (numpy, OpenCV 4,
 # onnxruntime; no torch), when such an interpreter is installed (pyenv puts one on our machines).

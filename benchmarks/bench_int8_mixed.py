@@ -55,10 +55,11 @@ def latency(paths: dict, rounds: int) -> dict:
     import numpy as np
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
+    from edgereid.calibration.fakequant import add_integer_kernel_config, ort_session  # as the embedder runs them
+
+    opts = add_integer_kernel_config(ort.SessionOptions())
     opts.intra_op_num_threads = 2
     x = np.random.default_rng(0).normal(0, 1, (1, 3, 256, 128)).astype(np.float32)
-    from edgereid.calibration.fakequant import ort_session  # float layers stay float, as the embedder runs them
 
     sessions = {k: ort_session(str(p), opts, ["CPUExecutionProvider"], ort) for k, p in paths.items()}
     name = next(iter(sessions.values())).get_inputs()[0].name

@@ -30,6 +30,17 @@ FAKE_QUANT_LEVEL = "ORT_ENABLE_BASIC"  # no layout/NCHWc rewrites: same float gr
 # (OSNet on unseen PKU ids: cosine between the simulation and the kernels 0.9976 -> 0.9992).
 KEEP_FLOAT_LAYERS_DISABLED_OPTIMIZERS = ("WeightBiasQuantization",)
 
+# ONNX Runtime's kOrtSessionOptionsAvx2PrecisionMode (onnxruntime_session_options_config_keys.h):
+# "1" = on CPUs whose u8s8 kernels saturate (MlasPlatformU8S8Overflow: x86 without VNNI), its
+# Avx2WeightS8ToU8Transformer (onnxruntime/core/optimizer/qdq_transformer/avx2_weight_s8_to_u8.cc)
+# converts the int8 weights of QLinearConv / QLinearMatMul / QGemm to uint8 when any value lies outside
+# [-64, 64], so they run in the slower but exact u8u8 kernels. 7-bit weights (reduce_range) never
+# qualify and keep the fast u8s8 path. Measured with ORT 1.32 in AVX2 kernels (QEMU -cpu Haswell on a
+# VNNI host): an 8-bit-weight OSNet bundle gave cosine 0.94-1.0 to the exact integers without it,
+# bit-exact with it; the 7-bit bundle bit-exact either way. Set only where the kernels saturate: on
+# the VNNI host it also converts (MLAS reports its u8u8 and u8s8 kernels differ) and costs speed.
+EXACT_U8S8_CONFIG: Dict[str, str] = {"session.x64quantprecision": "1"}
+
 SIMULATED = "simulated INT8: the QDQ model as float fake-quantization (int32-exact, as TensorRT / the BPU)"
 ORT_KERNELS = "ONNX Runtime integer kernels on this host (what a --target cpu bundle really runs)"
 
@@ -46,6 +57,33 @@ def fake_quant_options(ort: Any = None, threads: int | None = None) -> Any:
         opts.add_session_config_entry(key, value)
     if threads:
         opts.intra_op_num_threads = int(threads)
+    return opts
+
+
+def integer_kernel_config(host_isa: Dict[str, Any] | None = None) -> Dict[str, str]:
+    """Session config entries for running a u8s8 model in ORT's integer kernels on this host.
+
+    ``host_isa``: :func:`edgereid.benchmarks.conditions.cpu_isa` (None = read this host's). Only
+    where u8s8 saturates (x86 without VNNI) ORT is asked for exact products (see
+    :data:`EXACT_U8S8_CONFIG`): a bundle built for a VNNI CPU (8-bit weights) then runs exactly on
+    an AVX2 car computer, slower, instead of fast and wrong.
+    """
+    if host_isa is None:
+        from edgereid.benchmarks.conditions import cpu_isa
+
+        host_isa = cpu_isa()
+    saturates = host_isa.get("u8s8_saturates")
+    if saturates is None:  # ISA unreadable: exact on x86 (a VNNI CPU only loses speed), nothing elsewhere
+        import platform
+
+        saturates = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+    return dict(EXACT_U8S8_CONFIG) if saturates else {}
+
+
+def add_integer_kernel_config(opts: Any, host_isa: Dict[str, Any] | None = None) -> Any:
+    """``opts`` with :func:`integer_kernel_config`'s entries added (returned for chaining)."""
+    for key, value in integer_kernel_config(host_isa).items():
+        opts.add_session_config_entry(key, value)
     return opts
 
 

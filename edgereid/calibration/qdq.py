@@ -123,7 +123,47 @@ def quantize_qdq(
             extra_options=dict(opts["extra_options"]),
             calibration_cache_path=str(cache),
         )
+    if flavour == "cpu":
+        onnx = require("onnx", "INT8 quantization")
+        model = onnx.load(str(out_path))
+        if unshare_weight_dequantizers(model):
+            onnx.save(model, str(out_path))
     return Path(out_path)
+
+
+def unshare_weight_dequantizers(model: Any) -> int:
+    """Give every consumer of a shared quantized weight its own DequantizeLinear and initializers.
+
+    Why: ORT fuses each ``DQ(weight) -> Conv`` into a QLinearConv that reads the int8 weight
+    directly; on CPUs whose u8s8 kernels saturate, the option that makes them exact
+    (``fakequant.EXACT_U8S8_CONFIG``) rewrites each such weight to uint8 under the name
+    ``<weight>_s8_2_u8`` (onnxruntime/core/optimizer/qdq_transformer/s8_to_u8.cc), and the second
+    node sharing it fails session creation with "Attempt to replace the existing tensor" (ORT 1.32;
+    OSNet's channel gate is one weight used by 4 convolutions). Returns the number of copies made.
+    """
+    inits = {i.name: i for i in model.graph.initializer}
+    users: dict[str, list[tuple[Any, int]]] = {}
+    for node in model.graph.node:
+        for k, name in enumerate(node.input):
+            users.setdefault(name, []).append((node, k))
+    copies = []
+    for node in model.graph.node:
+        if node.op_type != "DequantizeLinear" or node.input[0] not in inits:
+            continue
+        for n, (user, k) in enumerate(users.get(node.output[0], [])[1:], 1):
+            dq = type(node)()
+            dq.CopyFrom(node)
+            dq.name = f"{node.name or node.output[0]}_copy{n}"
+            for j, name in enumerate(node.input):
+                if name in inits:
+                    init = model.graph.initializer.add()
+                    init.CopyFrom(inits[name])
+                    init.name = dq.input[j] = f"{name}_copy{n}"
+            dq.output[0] = user.input[k] = f"{node.output[0]}_copy{n}"
+            copies.append(dq)
+    for dq in reversed(copies):  # inputs are initializers only: any position is topologically valid
+        model.graph.node.insert(0, dq)
+    return len(copies)
 
 
 def qdq_properties(model_or_path: Any) -> dict[str, Any]:

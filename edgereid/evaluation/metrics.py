@@ -65,7 +65,8 @@ def evaluate(
 
     Returns:
         ``{"mAP", "cmc" ((max_rank,) float array), "rank1", "rank5", "rank10",
-        "num_valid_queries", "ap" ((num_valid,) per-query AP), "rank1_hits" ((num_valid,) bool)}``;
+        "num_valid_queries", "ap" ((num_valid,) per-query AP), "rank1_hits" ((num_valid,) bool),
+        "query_ids" ((num_valid,) the scored queries' identities, for a per-identity bootstrap)}``;
         fractions in [0, 1].
 
     Raises:
@@ -86,6 +87,7 @@ def evaluate(
     cmc_sum = np.zeros(max_rank, np.float64)
     aps: list[float] = []
     hits: list[bool] = []
+    scored: list[int] = []
     for i in range(len(q_ids)):
         ranked = order[i]
         keep = ~((g_ids[ranked] == q_ids[i]) & (g_cams[ranked] == q_cams[i]))
@@ -97,6 +99,7 @@ def evaluate(
             cmc_sum[first_hit:] += 1
         aps.append(average_precision(matches))
         hits.append(first_hit == 0)
+        scored.append(i)
     if not aps:
         raise InputError(
             "no query has a valid match in the gallery (same id seen by another camera); "
@@ -117,22 +120,37 @@ def evaluate(
         "num_valid_queries": n,
         "ap": np.asarray(aps),
         "rank1_hits": np.asarray(hits, bool),
+        "query_ids": q_ids[np.asarray(scored, np.int64)],
     }
 
 
 def paired_bootstrap_ci(reference: np.ndarray, other: np.ndarray, resamples: int = 2000, level: float = 0.95,
-                        seed: int = 0) -> tuple[float, float]:
+                        seed: int = 0, groups: np.ndarray | None = None) -> tuple[float, float]:
     """Confidence interval of mean(reference - other) over the same queries, by paired bootstrap.
 
     Why: a backend's rank-1 on a few hundred queries moves by whole queries; the loss against FP32
     needs an error bar before it can say "within 1 point". Both arrays hold one value per query
     (rank-1 hit 0/1, or AP), in the same order. Deterministic (fixed seed).
+
+    ``groups`` (one label per query, e.g. the query's identity): resample whole groups instead of
+    single queries (cluster bootstrap). The 8 views of one PKU person, or both camera directions of
+    one identity, succeed or fail together; treating them as independent draws makes the interval
+    too narrow. Groups of one query each give exactly the plain paired bootstrap.
     """
     diff = np.asarray(reference, np.float64) - np.asarray(other, np.float64)
     if diff.ndim != 1 or diff.size == 0:
         raise InputError("paired_bootstrap_ci needs two equal-length 1-D arrays of per-query values.")
     rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, diff.size, (resamples, diff.size))].mean(axis=1)
+    if groups is None:
+        means = diff[rng.integers(0, diff.size, (resamples, diff.size))].mean(axis=1)
+    else:
+        labels = np.asarray(groups).reshape(-1)
+        if labels.size != diff.size:
+            raise InputError(f"groups needs one label per query: {labels.size} labels for {diff.size} queries.")
+        _, index = np.unique(labels, return_inverse=True)
+        sums, counts = np.bincount(index, weights=diff), np.bincount(index).astype(np.float64)
+        draw = rng.integers(0, sums.size, (resamples, sums.size))
+        means = sums[draw].sum(axis=1) / counts[draw].sum(axis=1)
     tail = 100 * (1 - level) / 2
     return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
 

@@ -10,8 +10,9 @@ A backend that cannot load says what is missing; it never falls back silently.
 
 from __future__ import annotations
 
+import logging
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -19,6 +20,8 @@ from edgereid.bundle import Bundle
 from edgereid.errors import BackendError, InputError
 from edgereid.lazy import require
 from edgereid.preprocess import PreprocessSpec
+
+log = logging.getLogger(__name__)
 
 
 def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
@@ -150,13 +153,13 @@ class OnnxruntimeEmbedder(EmbedderRunner):
         self.input_name: str | None = None
 
     def activate_impl(self) -> None:
-        from edgereid.calibration.fakequant import fake_quant_options, ort_session
+        from edgereid.calibration.fakequant import add_integer_kernel_config, fake_quant_options, ort_session
 
         ort = require("onnxruntime", "the onnxruntime embedder")
         if self.fake_quant:
             opts = fake_quant_options(ort, self.threads)
-        else:
-            opts = ort.SessionOptions()
+        else:  # integer kernels where a QDQ model is given: exact u8s8 products on CPUs that saturate
+            opts = add_integer_kernel_config(ort.SessionOptions())
             if self.threads:
                 opts.intra_op_num_threads = int(self.threads)
         available = ort.get_available_providers()
@@ -166,12 +169,34 @@ class OnnxruntimeEmbedder(EmbedderRunner):
         try:  # keeps a u8s8 model's float layers float (fakequant.KEEP_FLOAT_LAYERS_DISABLED_OPTIMIZERS)
             self.session = ort_session(self.model_path, opts, providers, ort)
         except Exception as exc:  # ORT raises its own exception types
-            raise BackendError(f"onnxruntime cannot load {self.model_path!r}: {exc}") from exc
+            self.session = self._without_exact_products(opts, providers, ort, exc)
         inputs = self.session.get_inputs()
         self.input_name = inputs[0].name
         batch_dim = inputs[0].shape[0]
         if isinstance(batch_dim, int) and batch_dim > 0:
             self.max_batch = min(self.max_batch or batch_dim, batch_dim)
+
+    def _without_exact_products(self, opts: Any, providers: list, ort: Any, exc: Exception) -> Any:
+        """A session without the exact-u8s8 option when ORT cannot apply it, else BackendError.
+
+        Bundles exported before edgereid unshared quantized weights make ORT 1.32's s8->u8 rewrite
+        fail ("Attempt to replace the existing tensor"); they still run, in the saturating kernels.
+        """
+        from edgereid.calibration.fakequant import EXACT_U8S8_CONFIG, ort_session
+
+        if self.fake_quant or not all(opts.get_session_config_entry(k) == v for k, v in EXACT_U8S8_CONFIG.items()):
+            raise BackendError(f"onnxruntime cannot load {self.model_path!r}: {exc}") from exc
+        plain = ort.SessionOptions()
+        if self.threads:
+            plain.intra_op_num_threads = int(self.threads)
+        try:
+            session = ort_session(self.model_path, plain, providers, ort)
+        except Exception:  # noqa: BLE001 - report the first failure, it names the cause
+            raise BackendError(f"onnxruntime cannot load {self.model_path!r}: {exc}") from exc
+        log.warning("%s: onnxruntime cannot run this INT8 model with exact u8s8 products on this CPU (%s); it "
+                    "runs in the saturating kernels and may lose accuracy. Re-export the bundle with this "
+                    "edgereid (reid-export --target cpu --int8 --cpu-isa avx2).", self.name, str(exc)[-160:])
+        return session
 
     def deactivate_impl(self) -> None:
         self.session = None
@@ -224,7 +249,20 @@ def _ort_int8_from_bundle(bundle: Bundle, **options) -> EmbedderRunner:
     model stands for the device, so it runs as fake-quantization (edgereid.calibration.fakequant)."""
     role = "onnx_int8_cpu" if bundle.has("onnx_int8_cpu") else "onnx_int8_qdq"
     options.setdefault("fake_quant", role == "onnx_int8_qdq")
+    if role == "onnx_int8_cpu" and not options["fake_quant"]:
+        _note_weight_bits(bundle)
     return _ort_from_bundle(bundle, role=role, **options)
+
+
+def _note_weight_bits(bundle: Bundle) -> None:
+    """Say so when a bundle with 8-bit weights runs where u8s8 saturates: exact, but not the fast path."""
+    from edgereid.calibration.fakequant import integer_kernel_config
+
+    int8 = (bundle.manifest.extra or {}).get("int8") or {}
+    if int8.get("reduce_range") is False and integer_kernel_config():
+        log.warning("this bundle's INT8 weights are 8-bit (built for %s); this CPU's u8s8 kernels would saturate, "
+                    "so onnxruntime runs exact u8u8 products, slower. For the fast path on this CPU: "
+                    "reid-export --target cpu --int8 --cpu-isa avx2.", int8.get("cpu_isa") or "a VNNI CPU")
 
 
 def _ort_int8_sim_from_bundle(bundle: Bundle, **options) -> EmbedderRunner:

@@ -108,6 +108,7 @@ def test_rank1_hits_are_the_queries_whose_first_valid_match_is_correct():
     d = np.array([[0.1, 0.5, 0.9, 0.9], [0.1, 0.5, 0.9, 0.9], [0.9, 0.9, 0.9, 0.1]])
     res = evaluate(d, np.array([1, 2, 3]), np.array([1, 2, 3, 3]), np.array([1, 1, 1]), np.array([2, 2, 2, 2]))
     assert res["rank1_hits"].tolist() == [True, False, True]
+    assert res["query_ids"].tolist() == [1, 2, 3]
     assert res["rank1"] == pytest.approx(res["rank1_hits"].mean())
 
 
@@ -132,3 +133,22 @@ def test_paired_bootstrap_interval_matches_the_binomial_spread():
     assert paired_bootstrap_ci(ref, other) == paired_bootstrap_ci(ref, other)  # fixed seed: reproducible
     with pytest.raises(InputError):
         paired_bootstrap_ci(np.ones(3), np.ones((3, 1)))
+
+
+def test_identity_bootstrap_widens_the_interval_for_views_that_fail_together():
+    from edgereid.evaluation.metrics import paired_bootstrap_ci
+
+    # 50 identities x 8 views; 5 identities lose all 8 views: loss 0.10, carried by 5 clusters
+    ids = np.repeat(np.arange(50), 8)
+    ref = np.ones(400, bool)
+    other = ref.copy()
+    other[ids < 5] = False
+    plain = paired_bootstrap_ci(ref, other)
+    clustered = paired_bootstrap_ci(ref, other, groups=ids)
+    sd = np.sqrt(0.1 * 0.9 / 50)  # what 50 independent draws (identities) allow
+    assert clustered[1] - clustered[0] == pytest.approx(2 * 1.96 * sd, rel=0.2)
+    assert clustered[1] - clustered[0] > 2 * (plain[1] - plain[0])  # ~sqrt(8) wider
+    # one query per group: exactly the plain bootstrap (same draws)
+    assert paired_bootstrap_ci(ref, other, groups=np.arange(400)) == plain
+    with pytest.raises(InputError):
+        paired_bootstrap_ci(ref, other, groups=ids[:10])
