@@ -148,6 +148,14 @@ def quantize_with_reports(
                 "trials": search["trials"],
                 "selected_on": "the hold-out crops of the accuracy report (identities not used for calibration)",
             }
+            queries = (rep.get("fp32") or {}).get("queries")
+            if labelled and queries:  # one query's worth of rank-1: the budget cannot be judged finer
+                step = 100.0 / queries
+                int8["mixed_precision"]["rank1_step_points"] = round(step, 3)
+                if step > budget.max_drop:
+                    LOG.warning("INT8: the hold-out has %d queries, one query = %.2f rank-1 points > --max-drop "
+                                "%g: the rank-1 budget means no net lost query. More labelled identities "
+                                "give the search a finer rank-1.", queries, step, budget.max_drop)
             if not search["met"]:
                 LOG.warning("INT8: no number of float layers met the budget (%s); kept the most accurate "
                             "(%d float layers). See accuracy_report.json.", budget.describe(labelled),

@@ -87,16 +87,22 @@ def test_rowwise_cosine():
     np.testing.assert_allclose(rowwise_cosine([[1, 0], [1, 1]], [[2, 0], [-1, 1]]), [1.0, 0.0], atol=1e-12)
 
 
-def test_labelled_retrieval_lowest_camera_is_query():
-    from edgereid.evaluation.metrics import labelled_retrieval
+def test_labelled_retrieval_each_camera_in_turn_is_the_query():
+    from edgereid.evaluation.metrics import labelled_evaluation, labelled_retrieval
 
     feats = np.array([[1, 0], [0, 1], [0.9, 0.1], [0.1, 0.9]], np.float32)
     labels = [(1, 1), (2, 1), (1, 2), (2, 2)]
     r = labelled_retrieval(feats, labels)
-    assert r["rank1"] == 1.0 and r["mAP"] == 1.0 and (r["queries"], r["gallery"]) == (2, 2)
+    assert r["rank1"] == 1.0 and r["mAP"] == 1.0 and (r["queries"], r["gallery"]) == (4, 4)  # both directions
     # swap the gallery rows' identities: every query now ranks the wrong person first
     swapped = labelled_retrieval(feats, [(1, 1), (2, 1), (2, 2), (1, 2)])
     assert swapped["rank1"] == 0.0 and swapped["mAP"] == 0.5
+    # one direction wrong, the other right: pooled over the 4 queries, per query
+    feats3 = np.array([[1, 0], [0, 1], [0.9, 0.1], [0.1, 0.9], [0.6, 0.4]], np.float32)
+    res = labelled_evaluation(feats3, [(1, 1), (2, 1), (1, 2), (2, 2), (2, 3)])
+    # camera 3's crop (id 2) is nearer id 1's crops: its query misses, the others hit
+    assert res["num_valid_queries"] == 5 and res["query_ids"].tolist() == [1, 2, 1, 2, 2]
+    assert res["rank1_hits"].tolist() == [True, True, True, True, False] and res["rank1"] == 0.8
     assert labelled_retrieval(feats, [(1, 1)] * 4) is None  # one camera: no protocol
     assert labelled_retrieval(feats, [(1, 1), (2, 1), (3, 2), (4, 2)]) is None  # no valid match
 
