@@ -212,13 +212,18 @@ def collect_conditions() -> Dict[str, Any]:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         affinity = None
+    from edgereid.calibration.fakequant import integer_kernel_config
+
+    isa = cpu_isa()
     return {
         "hostname": platform.node(),
         "os": platform.platform(),
         "machine": platform.machine(),
         "python": sys.version.split()[0],
         "cpu_model": cpu_model(),
-        "cpu_isa": cpu_isa(),
+        "cpu_isa": isa,
+        # what the ORT embedder adds for INT8 models on this CPU (exact u8s8 products where they saturate)
+        "ort_int8_session_config": integer_kernel_config(isa),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": affinity,
         "thread_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",

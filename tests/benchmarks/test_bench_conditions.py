@@ -68,4 +68,8 @@ def test_cpu_isa_from_cpuinfo():
     assert parse_cpu_isa(arm, "aarch64")["isa"] == "asimddp"
     assert parse_cpu_isa(carmel, "aarch64")["isa"] == "neon"
     assert parse_cpu_isa("", "x86_64") == {"isa": None, "flags": [], "u8s8_saturates": None}
-    assert collect_conditions()["cpu_isa"] == cpu_isa()
+    c = collect_conditions()
+    assert c["cpu_isa"] == cpu_isa()
+    # the INT8 session option the embedder adds is named with the conditions: present iff u8s8 saturates
+    assert bool(c["ort_int8_session_config"]) == bool(cpu_isa()["u8s8_saturates"] or
+                                                      (cpu_isa()["isa"] is None and c["machine"] == "x86_64"))
