@@ -153,13 +153,16 @@ class OnnxruntimeEmbedder(EmbedderRunner):
         self.input_name: str | None = None
 
     def activate_impl(self) -> None:
-        from edgereid.calibration.fakequant import add_integer_kernel_config, fake_quant_options, ort_session
+        from edgereid.calibration.fakequant import fake_quant_options, integer_kernel_config, ort_session
 
         ort = require("onnxruntime", "the onnxruntime embedder")
         if self.fake_quant:
             opts = fake_quant_options(ort, self.threads)
         else:  # integer kernels where a QDQ model is given: exact u8s8 products on CPUs that saturate
-            opts = add_integer_kernel_config(ort.SessionOptions())
+            opts = ort.SessionOptions()
+            exact = integer_kernel_config()
+            for key, value in exact.items():
+                opts.add_session_config_entry(key, value)
             if self.threads:
                 opts.intra_op_num_threads = int(self.threads)
         available = ort.get_available_providers()
@@ -169,23 +172,23 @@ class OnnxruntimeEmbedder(EmbedderRunner):
         try:  # keeps a u8s8 model's float layers float (fakequant.KEEP_FLOAT_LAYERS_DISABLED_OPTIMIZERS)
             self.session = ort_session(self.model_path, opts, providers, ort)
         except Exception as exc:  # ORT raises its own exception types
-            self.session = self._without_exact_products(opts, providers, ort, exc)
+            if self.fake_quant or not exact:
+                raise BackendError(f"onnxruntime cannot load {self.model_path!r}: {exc}") from exc
+            self.session = self._without_exact_products(providers, ort, exc)
         inputs = self.session.get_inputs()
         self.input_name = inputs[0].name
         batch_dim = inputs[0].shape[0]
         if isinstance(batch_dim, int) and batch_dim > 0:
             self.max_batch = min(self.max_batch or batch_dim, batch_dim)
 
-    def _without_exact_products(self, opts: Any, providers: list, ort: Any, exc: Exception) -> Any:
+    def _without_exact_products(self, providers: list, ort: Any, exc: Exception) -> Any:
         """A session without the exact-u8s8 option when ORT cannot apply it, else BackendError.
 
         Bundles exported before edgereid unshared quantized weights make ORT 1.32's s8->u8 rewrite
         fail ("Attempt to replace the existing tensor"); they still run, in the saturating kernels.
         """
-        from edgereid.calibration.fakequant import EXACT_U8S8_CONFIG, ort_session
+        from edgereid.calibration.fakequant import ort_session
 
-        if self.fake_quant or not all(opts.get_session_config_entry(k) == v for k, v in EXACT_U8S8_CONFIG.items()):
-            raise BackendError(f"onnxruntime cannot load {self.model_path!r}: {exc}") from exc
         plain = ort.SessionOptions()
         if self.threads:
             plain.intra_op_num_threads = int(self.threads)

@@ -189,3 +189,18 @@ def test_an_old_bundle_with_shared_weights_still_runs_with_a_warning(tmp_path, m
     if not real_host_saturates:  # a VNNI / ARM host's kernels: still the right numbers
         sim = fake_quant_session(str(shared)).run(None, {"x": x})[0].reshape(2, -1)
         assert np.abs(y - sim).max() <= 2 * 24.0 / 255
+
+
+@pytest.mark.parametrize("saturates", [False, True])
+def test_a_model_onnxruntime_cannot_load_is_one_backend_error_on_any_cpu(tmp_path, monkeypatch, saturates):
+    from edgereid.benchmarks import conditions
+    from edgereid.errors import BackendError
+    from edgereid.preprocess import PreprocessSpec
+    from edgereid.runtime.embedder import OnnxruntimeEmbedder
+
+    monkeypatch.setattr(conditions, "cpu_isa", lambda: {"isa": "avx2" if saturates else "avx512_vnni",
+                                                        "u8s8_saturates": saturates})
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx model")
+    with pytest.raises(BackendError, match="cannot load"):
+        OnnxruntimeEmbedder(str(broken), PreprocessSpec(4, 4), providers=["CPUExecutionProvider"]).activate()
