@@ -156,15 +156,8 @@ class OnnxruntimeEmbedder(EmbedderRunner):
         from edgereid.calibration.fakequant import fake_quant_options, integer_kernel_config, ort_session
 
         ort = require("onnxruntime", "the onnxruntime embedder")
-        if self.fake_quant:
-            opts = fake_quant_options(ort, self.threads)
-        else:  # integer kernels where a QDQ model is given: exact u8s8 products on CPUs that saturate
-            opts = ort.SessionOptions()
-            exact = integer_kernel_config()
-            for key, value in exact.items():
-                opts.add_session_config_entry(key, value)
-            if self.threads:
-                opts.intra_op_num_threads = int(self.threads)
+        # integer kernels where a QDQ model is given: exact u8s8 products on CPUs that saturate
+        opts = fake_quant_options(ort, self.threads) if self.fake_quant else self._kernel_options(ort, exact=True)
         available = ort.get_available_providers()
         providers = list(self.providers) if self.providers else [
             p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available
@@ -172,7 +165,7 @@ class OnnxruntimeEmbedder(EmbedderRunner):
         try:  # keeps a u8s8 model's float layers float (fakequant.KEEP_FLOAT_LAYERS_DISABLED_OPTIMIZERS)
             self.session = ort_session(self.model_path, opts, providers, ort)
         except Exception as exc:  # ORT raises its own exception types
-            if self.fake_quant or not exact:
+            if self.fake_quant or not integer_kernel_config():
                 raise BackendError(f"onnxruntime cannot load {self.model_path!r}: {exc}") from exc
             self.session = self._without_exact_products(providers, ort, exc)
         inputs = self.session.get_inputs()
@@ -180,6 +173,15 @@ class OnnxruntimeEmbedder(EmbedderRunner):
         batch_dim = inputs[0].shape[0]
         if isinstance(batch_dim, int) and batch_dim > 0:
             self.max_batch = min(self.max_batch or batch_dim, batch_dim)
+
+    def _kernel_options(self, ort: Any, exact: bool) -> Any:
+        """Session options for ORT's own kernels; ``exact``: with this CPU's exact-u8s8 entries."""
+        from edgereid.calibration.fakequant import add_integer_kernel_config
+
+        opts = add_integer_kernel_config(ort.SessionOptions()) if exact else ort.SessionOptions()
+        if self.threads:
+            opts.intra_op_num_threads = int(self.threads)
+        return opts
 
     def _without_exact_products(self, providers: list, ort: Any, exc: Exception) -> Any:
         """A session without the exact-u8s8 option when ORT cannot apply it, else BackendError.
@@ -189,11 +191,8 @@ class OnnxruntimeEmbedder(EmbedderRunner):
         """
         from edgereid.calibration.fakequant import ort_session
 
-        plain = ort.SessionOptions()
-        if self.threads:
-            plain.intra_op_num_threads = int(self.threads)
         try:
-            session = ort_session(self.model_path, plain, providers, ort)
+            session = ort_session(self.model_path, self._kernel_options(ort, exact=False), providers, ort)
         except Exception:  # noqa: BLE001 - report the first failure, it names the cause
             raise BackendError(f"onnxruntime cannot load {self.model_path!r}: {exc}") from exc
         log.warning("%s: onnxruntime cannot run this INT8 model with exact u8s8 products on this CPU (%s); it "
