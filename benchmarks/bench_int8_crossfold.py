@@ -44,9 +44,9 @@ def embed_folder(bundle, folder: Path, backend: str) -> dict:
 
 
 def score_fold(feats: dict, folder: Path) -> dict:
-    """Per-query results of one backend in both directions of ``folder``, concatenated."""
+    """Per-query results of one backend in both directions of ``folder``, pooled."""
     from edgereid.evaluation.datasets import read_folders
-    from edgereid.evaluation.metrics import cosine_distmat, evaluate
+    from edgereid.evaluation.metrics import cosine_distmat, evaluate, pool_results
 
     parts = []
     for q_cam, g_cam in DIRECTIONS:
@@ -54,26 +54,23 @@ def score_fold(feats: dict, folder: Path) -> dict:
         q = np.stack([feats[str(p)] for p in split.query])
         g = np.stack([feats[str(p)] for p in split.gallery])
         parts.append(evaluate(cosine_distmat(q, g), split.q_ids, split.g_ids, split.q_cams, split.g_cams))
-    return {k: np.concatenate([p[k] for p in parts]) for k in ("rank1_hits", "ap", "query_ids")}
+    return pool_results(parts)
 
 
-def pooled_row(ref: dict, other: dict, cos: np.ndarray) -> dict:
-    """Loss of ``other`` vs ``ref`` over pooled per-query results, with identity-bootstrap intervals."""
-    from edgereid.evaluation.metrics import paired_bootstrap_ci
+def pooled_row(ref: dict, other: dict, feats: np.ndarray, ref_feats: np.ndarray) -> dict:
+    """Loss of ``other`` vs ``ref`` (pooled results) with reid-eval's identity-bootstrap intervals, in points."""
+    from edgereid.evaluation.reid_eval import compare_to_reference
 
+    c = compare_to_reference(other, ref, (feats,), (ref_feats,))
     ids = ref["query_ids"]
-    r1 = paired_bootstrap_ci(ref["rank1_hits"], other["rank1_hits"], groups=ids)
-    ap = paired_bootstrap_ci(ref["ap"], other["ap"], groups=ids)
-    lost = int((ref["rank1_hits"] & ~other["rank1_hits"]).sum())
-    gained = int((~ref["rank1_hits"] & other["rank1_hits"]).sum())
     return {
         "queries": int(len(ids)), "identities": int(len(np.unique(ids))),
-        "fp32_rank1": round(100 * ref["rank1_hits"].mean(), 2), "rank1": round(100 * other["rank1_hits"].mean(), 2),
-        "rank1_loss": round(100 * (ref["rank1_hits"].mean() - other["rank1_hits"].mean()), 2),
-        "rank1_loss_ci95": [round(100 * v, 2) for v in r1],
-        "mAP_loss": round(100 * (ref["ap"].mean() - other["ap"].mean()), 2),
-        "mAP_loss_ci95": [round(100 * v, 2) for v in ap],
-        "lost": lost, "gained": gained, "cos_mean": round(float(cos.mean()), 4),
+        "fp32_rank1": round(100 * ref["rank1"], 2), "rank1": round(100 * other["rank1"], 2),
+        "rank1_loss": round(100 * c["loss_vs_reference"]["rank1"], 2),
+        "rank1_loss_ci95": [round(100 * v, 2) for v in c["loss_ci95"]["rank1"]],
+        "mAP_loss": round(100 * c["loss_vs_reference"]["mAP"], 2),
+        "mAP_loss_ci95": [round(100 * v, 2) for v in c["loss_ci95"]["mAP"]],
+        **c["rank1_changed_queries"], "cos_mean": round(c["cosine_vs_reference"]["mean"], 4),
     }
 
 
@@ -81,7 +78,7 @@ def run(seeds, targets, cpu_isa: str, out: str | None) -> list:
     import bench_eval
 
     from edgereid.benchmarks.conditions import collect_conditions
-    from edgereid.evaluation.metrics import rowwise_cosine
+    from edgereid.evaluation.metrics import pool_results
     from edgereid.export import export_bundle
 
     root = Path(tempfile.mkdtemp(prefix="bench-int8-crossfold-"))
@@ -110,13 +107,11 @@ def run(seeds, targets, cpu_isa: str, out: str | None) -> list:
                     pooled[name].append(score_fold(feats, scored))
                     feats_by[name].append(np.stack([feats[p] for p in sorted(feats)]))
                 print(json.dumps({"seed": seed, "target": target, **folds_info[-1]}), flush=True)
-            ref = {k: np.concatenate([p[k] for p in pooled["ort"]]) for k in pooled["ort"][0]}
-            ref_feats = np.concatenate(feats_by["ort"])
+            ref, ref_feats = pool_results(pooled["ort"]), np.concatenate(feats_by["ort"])
             for name in backends:
-                other = {k: np.concatenate([p[k] for p in pooled[name]]) for k in ref}
-                cos = rowwise_cosine(np.concatenate(feats_by[name]), ref_feats)
                 row = {"seed": seed, "target": target, "backend": name, "cpu_isa": cpu_isa if target == "cpu" else None,
-                       "folds": folds_info, **pooled_row(ref, other, cos)}
+                       "folds": folds_info,
+                       **pooled_row(ref, pool_results(pooled[name]), np.concatenate(feats_by[name]), ref_feats)}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     if out:

@@ -207,6 +207,12 @@ def labelled_evaluation(embeddings: np.ndarray, labels: Sequence[tuple[int, int]
             continue  # no query of this camera has a match elsewhere
     if not parts:
         return None
+    return {**pool_results(parts), "gallery": int(len(ids))}
+
+
+def pool_results(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One :func:`evaluate` result of several (query cameras, folds, directions): every query counted
+    once, the CMC curve weighted by each part's queries, per-query arrays concatenated in order."""
     n = sum(p["num_valid_queries"] for p in parts)
     width = min(len(p["cmc"]) for p in parts)
     cmc = sum(p["cmc"][:width] * p["num_valid_queries"] for p in parts) / n
@@ -214,5 +220,5 @@ def labelled_evaluation(embeddings: np.ndarray, labels: Sequence[tuple[int, int]
     return {
         "mAP": float(pooled["ap"].mean()), "cmc": cmc, "rank1": float(pooled["rank1_hits"].mean()),
         "rank5": float(cmc[min(5, width) - 1]), "rank10": float(cmc[min(10, width) - 1]),
-        "num_valid_queries": n, **pooled, "gallery": int(len(ids)),
+        "num_valid_queries": n, **pooled,
     }
